@@ -1,0 +1,28 @@
+// Bundles each runtime entry point into one file. One file per process keeps start-up fast (the layer is
+// loaded into every Node process of the session) and makes the agent easy to ship into a container.
+import { build } from 'esbuild';
+import { rmSync } from 'node:fs';
+
+rmSync(new URL('../dist', import.meta.url), { recursive: true, force: true });
+
+const common = {
+  bundle: true,
+  platform: 'node',
+  target: 'node20',
+  sourcemap: 'linked',
+  logLevel: 'warning',
+  legalComments: 'none',
+};
+
+await Promise.all([
+  build({
+    ...common,
+    format: 'esm',
+    entryPoints: { cli: 'src/cli/main.ts', intproxy: 'src/intproxy/main.ts', agent: 'src/agent/main.ts' },
+    outdir: 'dist',
+    // Bundled CommonJS dependencies call require(); give the ESM bundle one.
+    banner: { js: "import { createRequire as __remocalCreateRequire } from 'node:module'; const require = __remocalCreateRequire(import.meta.url);" },
+  }),
+  // The layer is preloaded with --require, which must be CommonJS on Node 20.
+  build({ ...common, format: 'cjs', entryPoints: { layer: 'src/layer/preload.ts' }, outdir: 'dist', outExtension: { '.js': '.cjs' } }),
+]);

@@ -1,0 +1,149 @@
+// The error catalog. Every failure a user can meet is one of these classes: a stable code (for scripts and
+// docs), a category (what the CLI does with it) and a hint (what to do about it). The CLI prints message and
+// hint; only `internal` errors, which are our bugs, invite a stack trace, and only with --verbose.
+//
+// `instanceof` must work across two copies of the package (a bundled layer and the CLI, say), so the check
+// goes through a global symbol rather than the class identity.
+
+export type ErrorCategory = 'user' | 'config' | 'remote' | 'internal';
+
+const kRemocalError = Symbol.for('remocal.error');
+
+export interface RemocalErrorOptions {
+  hint?: string;
+  cause?: unknown;
+  details?: Record<string, unknown>;
+}
+
+export abstract class RemocalError extends Error {
+  abstract readonly code: string;
+  abstract readonly category: ErrorCategory;
+  readonly hint: string | undefined;
+  readonly details: Record<string, unknown> | undefined;
+
+  constructor(message: string, options: RemocalErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.hint = options.hint;
+    this.details = options.details;
+  }
+
+  override get name(): string {
+    return this.constructor.name;
+  }
+
+  static [Symbol.hasInstance](value: unknown): boolean {
+    if (this === RemocalError) return isRemocalError(value);
+    return Function.prototype[Symbol.hasInstance].call(this, value);
+  }
+
+  get [kRemocalError](): true {
+    return true;
+  }
+}
+
+export function isRemocalError(value: unknown): value is RemocalError {
+  return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[kRemocalError] === true;
+}
+
+function defineError(code: string, category: ErrorCategory, defaultHint?: string) {
+  return class extends RemocalError {
+    static readonly code = code;
+    static readonly category = category;
+    readonly code = code;
+    readonly category = category;
+    constructor(message: string, options: RemocalErrorOptions = {}) {
+      super(message, { ...options, hint: options.hint ?? defaultHint });
+    }
+  };
+}
+
+// --- user: the request cannot be carried out as asked ---------------------------------------------------
+export class TargetNotFoundError extends defineError('REMOCAL_TARGET_NOT_FOUND', 'user') {}
+export class InvalidTargetError extends defineError(
+  'REMOCAL_INVALID_TARGET',
+  'user',
+  'Targets look like pid/<pid>, container/<name>, netns/<name>, pod/<name>[/container/<c>] or deployment/<name>.',
+)
+{}
+export class PermissionDeniedError extends defineError(
+  'REMOCAL_PERMISSION_DENIED',
+  'user',
+  'Entering another process\'s namespaces needs root (or CAP_SYS_ADMIN and CAP_SYS_PTRACE): run remocal with sudo.',
+) {}
+export class ToolMissingError extends defineError('REMOCAL_TOOL_MISSING', 'user') {}
+export class UsageError extends defineError('REMOCAL_USAGE', 'user', 'Run `remocal --help` for the commands and their options.') {}
+export class CommandNotFoundError extends defineError('REMOCAL_COMMAND_NOT_FOUND', 'user') {}
+export class FeatureUnavailableError extends defineError('REMOCAL_FEATURE_UNAVAILABLE', 'user') {}
+
+// --- config: the configuration is wrong --------------------------------------------------------------
+export class ConfigError extends defineError('REMOCAL_CONFIG_INVALID', 'config', 'Run `remocal verify-config` to check the file.') {}
+export class ConfigNotFoundError extends defineError('REMOCAL_CONFIG_NOT_FOUND', 'config') {}
+
+// --- remote: the target, the agent or the link failed ------------------------------------------------
+export class AgentStartError extends defineError('REMOCAL_AGENT_START_FAILED', 'remote') {}
+export class AgentLostError extends defineError(
+  'REMOCAL_AGENT_LOST',
+  'remote',
+  'The session cannot go on without its agent. Run the command again; if it keeps happening, run with --verbose and report the log.',
+) {}
+export class TargetGoneError extends defineError(
+  'REMOCAL_TARGET_GONE',
+  'remote',
+  'The target stopped while the session ran (it was restarted or deleted). Pick the new target and run again.',
+) {}
+export class IntproxyLostError extends defineError(
+  'REMOCAL_INTPROXY_LOST',
+  'remote',
+  'The local proxy of this session stopped. Run the command again; with --verbose remocal prints its log.',
+) {}
+export class ProtocolError extends defineError(
+  'REMOCAL_PROTOCOL',
+  'remote',
+  'Both ends of a session must run the same remocal version: update remocal, or the agent image.',
+) {}
+export class TimeoutError extends defineError('REMOCAL_TIMEOUT', 'remote') {}
+
+// --- internal: a bug in remocal ------------------------------------------------------------------------
+export class InternalError extends defineError(
+  'REMOCAL_INTERNAL',
+  'internal',
+  'This is a bug in remocal. Run again with --verbose and report the output.',
+) {}
+
+/** Every error class of the catalog, for docs and the catalog test. */
+export const errorCatalog = [
+  TargetNotFoundError,
+  InvalidTargetError,
+  PermissionDeniedError,
+  ToolMissingError,
+  UsageError,
+  CommandNotFoundError,
+  FeatureUnavailableError,
+  ConfigError,
+  ConfigNotFoundError,
+  AgentStartError,
+  AgentLostError,
+  TargetGoneError,
+  IntproxyLostError,
+  ProtocolError,
+  TimeoutError,
+  InternalError,
+] as const;
+
+/** Wire form of an error, for the IPC between the intproxy and the CLI. */
+export interface SerializedError {
+  code: string;
+  message: string;
+  hint?: string | undefined;
+}
+
+export function serializeError(error: unknown): SerializedError {
+  if (isRemocalError(error)) return { code: error.code, message: error.message, hint: error.hint };
+  const message = error instanceof Error ? error.message : String(error);
+  return { code: InternalError.code, message };
+}
+
+export function deserializeError(wire: SerializedError): RemocalError {
+  const Class = errorCatalog.find((candidate) => candidate.code === wire.code) ?? InternalError;
+  return new Class(wire.message, wire.hint === undefined ? {} : { hint: wire.hint });
+}

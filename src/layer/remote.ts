@@ -1,0 +1,22 @@
+// What the layer's hooks may ask of the session. The hooks and their ops depend only on this interface; the
+// real implementation (client.ts) speaks the protocol to the intproxy over a unix socket, and unit tests can
+// give the ops an in-process implementation backed by real local servers.
+
+import type {
+  DnsQueryRequest,
+  DnsQueryResult,
+  DnsReverseResult,
+  GetAddrInfoResult,
+  LayerConnectResult,
+  Result,
+} from '../protocol/messages.js';
+
+export interface Remote {
+  /** Opens a connection from the target. On success, connect to 127.0.0.1:proxyPort to reach it. */
+  connect(host: string, port: number): Promise<Result<LayerConnectResult>>;
+  /** getaddrinfo as the target would run it (hosts file, resolv.conf search and ndots). */
+  getaddrinfo(host: string, family: 0 | 4 | 6): Promise<Result<GetAddrInfoResult>>;
+  /** A DNS query of one record type against the target's nameservers. */
+  query(name: string, rrtype: DnsQueryRequest['rrtype'], ttl?: boolean): Promise<Result<DnsQueryResult>>;
+  reverse(address: string): Promise<Result<DnsReverseResult>>;
+}

@@ -1,0 +1,162 @@
+// The messages of remocal's two links, as data.
+//
+//   layer ──(LayerToIntproxy / IntproxyToLayer)── intproxy ──(IntproxyToAgent / AgentToIntproxy)── agent
+//
+// One discriminated union per direction. The unions are append-only: a new capability adds a new member
+// (and, if the peer must know it, a protocol version bump), it never changes the shape of an existing one.
+// Remote failures are values ({ ok: false, error }), never exceptions on the wire.
+//
+// Byte streams (an outgoing TCP connection, say) are not messages: they travel as DATA/CREDIT/END/RESET
+// frames of the link (see frames.ts and link.ts) under a stream id chosen by the side that opens them.
+
+/** Bumped when a peer of the previous version could misread what this version sends. */
+export const PROTOCOL_VERSION = 1;
+/** The oldest peer version this code still speaks to. */
+export const PROTOCOL_MIN_VERSION = 1;
+
+export type Role = 'layer' | 'intproxy' | 'agent';
+
+export interface Hello {
+  type: 'hello';
+  protocol: 'remocal';
+  role: Role;
+  version: number;
+  minVersion: number;
+  /** Free-form facts for logs: pid, remocal version, node version. */
+  info?: Record<string, string | number>;
+}
+
+/** A failure on the remote side, shaped so that the layer can rebuild the native Node error from it. */
+export interface RemoteFailure {
+  /** An errno name (ECONNREFUSED, ENOTFOUND, ENOENT…) or a REMOCAL_… code. */
+  code: string;
+  message: string;
+  errno?: number;
+  syscall?: string;
+}
+
+export type Result<T> = { ok: true; value: T } | { ok: false; error: RemoteFailure };
+
+export interface SocketAddress {
+  address: string;
+  family: 'IPv4' | 'IPv6';
+  port: number;
+}
+
+export interface LookupAddress {
+  address: string;
+  family: 4 | 6;
+}
+
+// --- operations ------------------------------------------------------------------------------------------
+// Each operation is a request and its result. The same operation can travel both links (the layer asks the
+// intproxy, which asks the agent), so they are declared once here.
+
+export interface GetAddrInfoRequest {
+  op: 'dns.getaddrinfo';
+  host: string;
+  /** 0: any family, as getaddrinfo's AF_UNSPEC. */
+  family: 0 | 4 | 6;
+}
+export interface GetAddrInfoResult {
+  addresses: LookupAddress[];
+}
+
+/** The record types of dns.resolve*, with the same names Node uses. */
+export type DnsRecordType = 'A' | 'AAAA' | 'ANY' | 'CAA' | 'CNAME' | 'MX' | 'NAPTR' | 'NS' | 'PTR' | 'SOA' | 'SRV' | 'TXT';
+
+export interface DnsQueryRequest {
+  op: 'dns.query';
+  name: string;
+  rrtype: DnsRecordType;
+  /** resolve4/resolve6 with { ttl: true }. */
+  ttl?: boolean;
+}
+export interface DnsQueryResult {
+  /** Exactly what Node's resolver would return for this rrtype (string[], MxRecord[], SoaRecord…). */
+  records: unknown;
+}
+
+export interface DnsReverseRequest {
+  op: 'dns.reverse';
+  address: string;
+}
+export interface DnsReverseResult {
+  hostnames: string[];
+}
+
+export interface EnvGetRequest {
+  op: 'env.get';
+}
+export interface EnvGetResult {
+  /** Undefined when the target has no process (netns targets). */
+  env: Record<string, string> | null;
+}
+
+/** Agent side of an outgoing connection: the agent connects, and on success the stream carries the bytes. */
+export interface TcpConnectRequest {
+  op: 'tcp.connect';
+  host: string;
+  port: number;
+  /** The stream id the intproxy allocated for the connection's bytes. */
+  stream: number;
+}
+export interface TcpConnectResult {
+  /** The agent's end of the connection, as the app would see it from inside the target. */
+  local: SocketAddress;
+  remote: SocketAddress;
+}
+
+/** Layer side of an outgoing connection: the intproxy answers with a loopback port to connect to. */
+export interface LayerConnectRequest {
+  op: 'tcp.connect';
+  host: string;
+  port: number;
+}
+export interface LayerConnectResult extends TcpConnectResult {
+  /** Connect here (127.0.0.1); the intproxy splices that connection to the remote one. */
+  proxyPort: number;
+}
+
+export type AgentRequest = TcpConnectRequest | GetAddrInfoRequest | DnsQueryRequest | DnsReverseRequest | EnvGetRequest;
+export type LayerRequest = LayerConnectRequest | GetAddrInfoRequest | DnsQueryRequest | DnsReverseRequest | EnvGetRequest;
+
+export interface AgentResults {
+  'tcp.connect': TcpConnectResult;
+  'dns.getaddrinfo': GetAddrInfoResult;
+  'dns.query': DnsQueryResult;
+  'dns.reverse': DnsReverseResult;
+  'env.get': EnvGetResult;
+}
+export interface LayerResults extends Omit<AgentResults, 'tcp.connect'> {
+  'tcp.connect': LayerConnectResult;
+}
+
+export type Op = AgentRequest['op'];
+
+// --- events the agent reports without being asked ---------------------------------------------------
+export type AgentEvent =
+  | { kind: 'target_gone'; reason: string }
+  | { kind: 'warning'; message: string };
+
+// --- the unions, one per direction --------------------------------------------------------------------
+
+export interface RequestMessage<R> {
+  type: 'request';
+  id: number;
+  request: R;
+}
+
+export type ResponseMessage<Results> = {
+  [K in keyof Results]: { type: 'response'; id: number; op: K; result: Result<Results[K]> };
+}[keyof Results];
+
+export type IntproxyToAgent = Hello | RequestMessage<AgentRequest> | { type: 'ping'; id: number };
+export type AgentToIntproxy =
+  | Hello
+  | ResponseMessage<AgentResults>
+  | { type: 'pong'; id: number }
+  | { type: 'event'; event: AgentEvent };
+
+export type LayerToIntproxy = Hello | RequestMessage<LayerRequest>;
+export type IntproxyToLayer = Hello | ResponseMessage<LayerResults>;
