@@ -31,8 +31,11 @@ export abstract class RemocalError extends Error {
     return this.constructor.name;
   }
 
-  static [Symbol.hasInstance](value: unknown): boolean {
+  // By code, not by prototype: the same error class from another copy of the package must match too.
+  static override [Symbol.hasInstance](value: unknown): boolean {
     if (this === RemocalError) return isRemocalError(value);
+    const code = (this as unknown as { code?: string }).code;
+    if (code !== undefined && isRemocalError(value)) return value.code === code;
     return Function.prototype[Symbol.hasInstance].call(this, value);
   }
 

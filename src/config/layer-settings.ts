@@ -1,0 +1,21 @@
+// What the layer (inside the user's process) gets from the resolved config. The layer reads this through
+// one env var and must not load the schema library, so only plain, already validated data goes over.
+
+import type { LayerSettings } from '../layer/settings.js';
+import type { RemocalConfig } from './options.js';
+
+export function toLayerSettings(config: RemocalConfig, session: { socket: string; session: string }): LayerSettings {
+  const { outgoing, dns } = config.feature.network;
+  const filter = outgoing.filter;
+  return {
+    socket: session.socket,
+    session: session.session,
+    outgoing: {
+      filter: filter === undefined ? {} : filter.local !== undefined ? { local: [...filter.local] } : { remote: [...filter.remote] },
+      ignoreLocalhost: outgoing.ignore_localhost,
+      tcp: outgoing.tcp,
+    },
+    dns: { enabled: dns.enabled },
+    logLevel: config.layer.log_level,
+  };
+}
