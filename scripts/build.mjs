@@ -18,7 +18,13 @@ await Promise.all([
   build({
     ...common,
     format: 'esm',
-    entryPoints: { cli: 'src/cli/main.ts', intproxy: 'src/intproxy/main.ts', agent: 'src/agent/main.ts' },
+    entryPoints: {
+      cli: 'src/cli/main.ts',
+      intproxy: 'src/intproxy/main.ts',
+      agent: 'src/agent/main.ts',
+      // The demo pod's own processes (DNS server, services, target app), run inside its namespaces.
+      pod: 'src/cli/demo/pod-process.ts',
+    },
     outdir: 'dist',
     // Bundled CommonJS dependencies call require(); give the ESM bundle one.
     banner: { js: "import { createRequire as __remocalCreateRequire } from 'node:module'; const require = __remocalCreateRequire(import.meta.url);" },

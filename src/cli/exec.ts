@@ -1,0 +1,184 @@
+// `remocal exec`: run a command as if it ran in the target.
+//
+//   resolve the target → start the intproxy (which starts the agent beside the target) → read the target's
+//   environment → run the command with the layer preloaded → wait → tear everything down.
+//
+// The command's stdio, exit code and signals are passed through. remocal's own failures exit with 125, a
+// command that cannot be run with 126/127, as `env` and `docker run` do.
+
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { constants as osConstants } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import type { ChildProcess } from 'node:child_process';
+import { startChild, childExited, stopChild } from '../core/child.js';
+import {
+  CommandNotFoundError,
+  IntproxyLostError,
+  UsageError,
+  deserializeError,
+  type RemocalError,
+} from '../core/errors.js';
+import { distFile } from '../core/paths.js';
+import { INTPROXY_SETTINGS_ENV, type IntproxyReport, type IntproxySettings } from '../intproxy/settings.js';
+import { LAYER_SETTINGS_ENV, type LayerSettings } from '../layer/settings.js';
+import { agentLaunch, resolveLocalTarget, unsupportedKubernetes } from '../platform/local.js';
+import { formatTarget, parseTarget } from '../platform/target.js';
+import { mergeEnvironment, type EnvPolicy } from './env.js';
+import type { Progress } from './progress.js';
+
+export interface ExecRequest {
+  command: string[];
+  target: string | undefined;
+  env: EnvPolicy;
+  layer: Omit<LayerSettings, 'socket' | 'session'>;
+  agentLogLevel: string;
+  startupTimeoutMs: number;
+  progress: Progress;
+  verbose: boolean;
+}
+
+export const EXIT_REMOCAL_FAILED = 125;
+export const EXIT_NOT_EXECUTABLE = 126;
+export const EXIT_NOT_FOUND = 127;
+
+export async function runExec(request: ExecRequest): Promise<number> {
+  const { progress } = request;
+  if (request.command.length === 0) throw new UsageError('No command to run: put it after `--`, as in `remocal exec -t pid/4242 -- node server.js`.');
+  if (request.target === undefined) {
+    throw new UsageError('No target: say which process the command should run as if inside.', {
+      hint: 'Pass `-t pid/<pid>` (or container/<name>, netns/<name>), or set "target" in .remocal/config.json.',
+    });
+  }
+  const target = parseTarget(request.target);
+  if (target.platform === 'kubernetes') unsupportedKubernetes(formatTarget(target));
+  const resolved = resolveLocalTarget(target);
+  const launch = agentLaunch(resolved, { logLevel: request.agentLogLevel });
+
+  const session = randomBytes(4).toString('hex');
+  const sessionDir = mkdtempSync(join(tmpdir(), `remocal-${session}-`));
+  const settings: IntproxySettings = {
+    socket: join(sessionDir, 'intproxy.sock'),
+    agent: launch,
+    logFile: join(sessionDir, 'session.log'),
+    logLevel: request.verbose ? 'debug' : 'info',
+    startupTimeoutMs: request.startupTimeoutMs,
+  };
+
+  const cleanups: (() => Promise<void> | void)[] = [() => rmSync(sessionDir, { recursive: true, force: true })];
+  const cleanup = async () => {
+    for (const step of cleanups.reverse()) await step();
+  };
+  try {
+    const step = progress.step(`starting the agent in ${resolved.description}`);
+    const intproxy = startChild(process.execPath, [distFile('intproxy.js')], {
+      stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
+      env: { ...process.env, [INTPROXY_SETTINGS_ENV]: JSON.stringify(settings) },
+    });
+    const intproxyStderr: string[] = [];
+    intproxy.stderr!.on('data', (chunk: Buffer) => intproxyStderr.push(chunk.toString()));
+    cleanups.push(() => stopIntproxy(intproxy));
+
+    const lost = watchIntproxy(intproxy, intproxyStderr, settings.logFile);
+    const ready = await Promise.race([firstReport(intproxy), lost.then((error) => Promise.reject(error))]);
+    if (ready.type === 'fatal') throw deserializeError(ready.error);
+    step.done(`session ready`);
+    if (ready.env === null) progress.note(`${formatTarget(target)} has no process: the command keeps its local environment.`);
+
+    const env = mergeEnvironment(process.env, ready.env, request.env);
+    env.NODE_OPTIONS = [`--require ${quoteNodeOption(distFile('layer.cjs'))}`, process.env.NODE_OPTIONS ?? ''].join(' ').trim();
+    const layerSettings: LayerSettings = { ...request.layer, socket: settings.socket, session };
+    env[LAYER_SETTINGS_ENV] = JSON.stringify(layerSettings);
+
+    progress.note(`running ${request.command.join(' ')}`);
+    const command = startChild(request.command[0]!, request.command.slice(1), { stdio: 'inherit', env, keepOnExit: false });
+    const spawnError = new Promise<never>((_, reject) =>
+      command.once('error', (error: NodeJS.ErrnoException) => {
+        reject(
+          new CommandNotFoundError(
+            error.code === 'ENOENT' ? `Command not found: ${request.command[0]}.` : `Cannot run ${request.command[0]}: ${error.message}.`,
+            { hint: 'Check the command name and that it is on your PATH.', details: { exitCode: error.code === 'ENOENT' ? EXIT_NOT_FOUND : EXIT_NOT_EXECUTABLE } },
+          ),
+        );
+      }),
+    );
+    const removeSignalForwarding = forwardSignals(command);
+    cleanups.push(removeSignalForwarding);
+
+    const fatal = new Promise<RemocalError>((resolve) => {
+      intproxy.on('message', (message: IntproxyReport) => {
+        if (message.type === 'fatal') resolve(deserializeError(message.error));
+      });
+    });
+    const outcome = await Promise.race([
+      childExited(command).then((exit) => ({ exit })),
+      fatal.then((error) => ({ error })),
+      lost.then((error) => ({ error })),
+      spawnError,
+    ]);
+    if ('error' in outcome) {
+      await stopChild(command, 3000);
+      throw outcome.error;
+    }
+    const { code, signal } = outcome.exit;
+    if (signal !== null) return 128 + (osConstants.signals[signal] ?? 0);
+    return code ?? EXIT_REMOCAL_FAILED;
+  } finally {
+    await cleanup();
+  }
+}
+
+function firstReport(intproxy: ChildProcess): Promise<IntproxyReport> {
+  return new Promise((resolve) => intproxy.once('message', (message: IntproxyReport) => resolve(message)));
+}
+
+/** Resolves with an error if the intproxy exits on its own (not after a shutdown we asked for). */
+function watchIntproxy(intproxy: ChildProcess, stderr: string[], logFile: string): Promise<RemocalError> {
+  return childExited(intproxy).then(({ code, signal }) => {
+    const how = signal !== null ? `was killed by ${signal}` : `exited with code ${code}`;
+    let detail = stderr.join('').trim().split('\n').slice(-3).join('\n');
+    if (detail === '') {
+      try {
+        detail = readFileSync(logFile, 'utf8').trim().split('\n').slice(-2).join('\n');
+      } catch {
+        // No log yet.
+      }
+    }
+    return new IntproxyLostError(`The session's intproxy (pid ${intproxy.pid}) ${how}.${detail ? `\nIts last words: ${detail}` : ''}`);
+  });
+}
+
+async function stopIntproxy(intproxy: ChildProcess): Promise<void> {
+  if (intproxy.exitCode !== null || intproxy.signalCode !== null) return;
+  if (intproxy.connected) intproxy.send({ type: 'shutdown' });
+  const timer = setTimeout(() => intproxy.kill('SIGKILL'), 3000);
+  await childExited(intproxy);
+  clearTimeout(timer);
+}
+
+/**
+ * SIGTERM always reaches the command through remocal. SIGINT from a terminal's Ctrl-C already reaches the
+ * command (it is in the terminal's foreground process group), so it is forwarded only when remocal has no
+ * terminal: an app that counts Ctrl-C presses must not see each one twice.
+ */
+function forwardSignals(command: ChildProcess): () => void {
+  const onTerm = () => command.kill('SIGTERM');
+  const onInt = () => {
+    if (!process.stdin.isTTY) command.kill('SIGINT');
+  };
+  const onHup = () => command.kill('SIGHUP');
+  process.on('SIGTERM', onTerm);
+  process.on('SIGINT', onInt);
+  process.on('SIGHUP', onHup);
+  return () => {
+    process.off('SIGTERM', onTerm);
+    process.off('SIGINT', onInt);
+    process.off('SIGHUP', onHup);
+  };
+}
+
+/** NODE_OPTIONS splits on spaces unless a value is double-quoted. */
+function quoteNodeOption(value: string): string {
+  return /[\s"\\]/.test(value) ? `"${value.replace(/(["\\])/g, '\\$1')}"` : value;
+}

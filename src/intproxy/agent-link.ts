@@ -1,0 +1,108 @@
+// The intproxy's one link to the agent. For the local platform the agent is a child process (under nsenter)
+// spoken to over its stdio; its stderr goes to the session log. When the agent goes away, everything that
+// waits on it fails with an error that says how it went away.
+
+import type { ChildProcess } from 'node:child_process';
+import { AgentLostError, AgentStartError, ProtocolError, TargetGoneError, type RemocalError } from '../core/errors.js';
+import { startChild } from '../core/child.js';
+import type { Logger } from '../core/log.js';
+import { Link } from '../protocol/link.js';
+import type { AgentEvent, AgentRequest, AgentResults, AgentToIntproxy, Hello, IntproxyToAgent } from '../protocol/messages.js';
+import { RpcClient } from '../protocol/rpc.js';
+
+/** How to start the agent: a command whose stdio speaks the protocol. */
+export interface AgentLaunch {
+  command: string;
+  args: string[];
+  /** Words for messages: "pid/4242". */
+  target: string;
+}
+
+export interface AgentConnection {
+  link: Link<IntproxyToAgent, AgentToIntproxy>;
+  rpc: RpcClient<AgentRequest, AgentResults>;
+  hello: Hello;
+  /** Resolves once, with the reason the session cannot go on. */
+  lost: Promise<RemocalError>;
+  close(): Promise<void>;
+}
+
+export async function connectAgent(launch: AgentLaunch, options: { log: Logger; startupTimeoutMs: number; onStderr: (chunk: Buffer) => void }): Promise<AgentConnection> {
+  const { log } = options;
+  const child: ChildProcess = startChild(launch.command, launch.args, { stdio: ['pipe', 'pipe', 'pipe'], log });
+  child.stderr!.on('data', options.onStderr);
+  const stderrTail: string[] = [];
+  child.stderr!.on('data', (chunk: Buffer) => {
+    stderrTail.push(chunk.toString());
+    if (stderrTail.length > 20) stderrTail.shift();
+  });
+
+  const link = new Link<IntproxyToAgent, AgentToIntproxy>({ readable: child.stdout!, writable: child.stdin! }, {
+    role: 'intproxy',
+    streamIdParity: 'odd',
+    info: { pid: process.pid },
+  });
+
+  let targetGone: string | null = null;
+  link.on('message', (message: AgentToIntproxy) => {
+    if (message.type === 'event') onEvent(message.event);
+  });
+  function onEvent(event: AgentEvent): void {
+    if (event.kind === 'target_gone') targetGone = event.reason;
+    else log.warn({ event }, 'agent warning');
+  }
+
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; error?: Error }>((resolve) => {
+    child.once('exit', (code, signal) => resolve({ code, signal }));
+    child.once('error', (error) => resolve({ code: null, signal: null, error }));
+  });
+
+  let closing = false;
+  const lost = (async (): Promise<RemocalError> => {
+    const linkClosed = new Promise<Error | undefined>((resolve) => link.once('close', resolve));
+    const first = await Promise.race([exited.then((exit) => ({ exit })), linkClosed.then((error) => ({ linkError: error }))]);
+    // The link and the process end together; wait briefly for the other, so the message names the real cause.
+    const exit = 'exit' in first ? first.exit : await Promise.race([exited, delay(500).then(() => null)]);
+    if (targetGone !== null) return new TargetGoneError(`The target ${launch.target} is gone: ${targetGone}.`);
+    if (exit?.error) return new AgentStartError(`Could not start the agent (${launch.command}): ${exit.error.message}.`);
+    const how = exit === null ? 'closed its link' : exit.signal !== null ? `was killed by ${exit.signal}` : `exited with code ${exit.code}`;
+    const tail = stderrTail.join('').trim().split('\n').slice(-3).join('\n');
+    const linkError = 'linkError' in first ? first.linkError : undefined;
+    return new AgentLostError(
+      `The agent in ${launch.target} ${how}${linkError ? ` (${linkError.message})` : ''}.${tail && !closing ? `\nIts last words: ${tail}` : ''}`,
+    );
+  })();
+
+  let hello: Hello;
+  try {
+    hello = await Promise.race([
+      link.handshake(options.startupTimeoutMs),
+      lost.then((error) => Promise.reject(error)),
+    ]);
+  } catch (error) {
+    child.kill('SIGKILL');
+    if (error instanceof ProtocolError || error instanceof AgentLostError || error instanceof AgentStartError) {
+      throw new AgentStartError(`The agent for ${launch.target} did not start: ${(error as Error).message}`, { cause: error });
+    }
+    throw error;
+  }
+  log.info({ agent: hello.info }, 'agent connected');
+
+  return {
+    link,
+    rpc: new RpcClient<AgentRequest, AgentResults>(link),
+    hello,
+    lost,
+    async close() {
+      closing = true;
+      link.close();
+      const timer = setTimeout(() => child.kill('SIGKILL'), 2000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}

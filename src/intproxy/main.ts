@@ -1,0 +1,61 @@
+// The intproxy process: one per session, started by the CLI. It starts the agent, serves the session's layers,
+// and reports to the CLI over the IPC channel:
+//   → { type: 'ready', env, agent }   once the agent answered and the layer socket listens
+//   → { type: 'fatal', error }        when the session cannot go on (agent lost, target gone)
+//   ← { type: 'shutdown' }            the command ended: close everything and exit
+// If the CLI disappears (the IPC channel closes), the intproxy shuts down too, so nothing outlives it.
+
+import { serializeError } from '../core/errors.js';
+import { createLogger } from '../core/log.js';
+import { connectAgent } from './agent-link.js';
+import { INTPROXY_SETTINGS_ENV, type IntproxyReport, type IntproxySettings } from './settings.js';
+import { serveLayers } from './layer-server.js';
+import { appendFileSync } from 'node:fs';
+
+function report(message: IntproxyReport): void {
+  process.send?.(message);
+}
+
+async function main(): Promise<void> {
+  const settings = JSON.parse(process.env[INTPROXY_SETTINGS_ENV] ?? '{}') as IntproxySettings;
+  const log = createLogger('intproxy', { level: settings.logLevel, file: settings.logFile });
+  let shuttingDown = false;
+
+  const agent = await connectAgent(settings.agent, {
+    log,
+    startupTimeoutMs: settings.startupTimeoutMs,
+    onStderr: (chunk) => appendFileSync(settings.logFile, chunk),
+  });
+  const server = await serveLayers(settings.socket, agent, log);
+  const env = await agent.rpc.request({ op: 'env.get' });
+  if (!env.ok) throw new Error(`could not read the target's environment: ${env.error.message}`);
+
+  async function shutdown(): Promise<void> {
+    if (shuttingDown) return;
+    shuttingDown = true;
+    server.close();
+    await agent.close();
+    process.exit(0);
+  }
+  process.on('message', (message: { type?: string }) => {
+    if (message?.type === 'shutdown') void shutdown();
+  });
+  process.on('disconnect', () => void shutdown());
+  process.on('SIGTERM', () => void shutdown());
+  // Ctrl-C reaches the whole foreground process group; the CLI decides when the session ends.
+  process.on('SIGINT', () => undefined);
+
+  void agent.lost.then((error) => {
+    if (shuttingDown) return;
+    log.error({ err: error }, 'session lost');
+    report({ type: 'fatal', error: serializeError(error) });
+    server.close();
+    setTimeout(() => process.exit(1), 50);
+  });
+  report({ type: 'ready', env: env.value.env, agent: agent.hello.info });
+}
+
+main().catch((error: unknown) => {
+  report({ type: 'fatal', error: serializeError(error) });
+  setTimeout(() => process.exit(1), 50);
+});

@@ -1,0 +1,60 @@
+// The layer's side of the session: a link to the intproxy over its unix socket, opened on the first remote
+// operation (a process that never does one costs nothing). The socket never keeps the app alive by itself:
+// it is ref'd only while a request is pending, as a native getaddrinfo or connect would hold the event loop.
+
+import { Socket } from 'node:net';
+import { Link } from '../protocol/link.js';
+import type { IntproxyToLayer, LayerRequest, LayerResults, LayerToIntproxy, Result } from '../protocol/messages.js';
+import { RpcClient } from '../protocol/rpc.js';
+import type { Remote } from './remote.js';
+import type { LayerSettings } from './settings.js';
+
+export function createRemoteClient(settings: LayerSettings): Remote {
+  let rpc: Promise<{ rpc: RpcClient<LayerRequest, LayerResults>; socket: Socket }> | null = null;
+  let pending = 0;
+
+  function connect(): Promise<{ rpc: RpcClient<LayerRequest, LayerResults>; socket: Socket }> {
+    rpc ??= (async () => {
+      const socket = new Socket();
+      socket.connect({ path: settings.socket });
+      const link = new Link<LayerToIntproxy, IntproxyToLayer>({ readable: socket, writable: socket }, {
+        role: 'layer',
+        streamIdParity: 'odd',
+        info: { pid: process.pid, node: process.version },
+      });
+      link.once('close', () => {
+        // A later request reconnects (the intproxy may still be there); if it is not, that request fails.
+        rpc = null;
+      });
+      await link.handshake(5000);
+      return { rpc: new RpcClient<LayerRequest, LayerResults>(link), socket };
+    })();
+    return rpc;
+  }
+
+  async function request<R extends LayerRequest>(req: R): Promise<Result<LayerResults[R['op']]>> {
+    pending += 1;
+    let socket: Socket | undefined;
+    try {
+      const session = await connect();
+      socket = session.socket;
+      socket.ref();
+      return await session.rpc.request(req);
+    } catch (error) {
+      return {
+        ok: false,
+        error: { code: 'ECONNABORTED', message: `remocal: the session's intproxy is unreachable (${(error as Error).message})` },
+      };
+    } finally {
+      pending -= 1;
+      if (pending === 0) socket?.unref();
+    }
+  }
+
+  return {
+    connect: (host, port) => request({ op: 'tcp.connect', host, port }),
+    getaddrinfo: (host, family) => request({ op: 'dns.getaddrinfo', host, family }),
+    query: (name, rrtype, ttl) => request({ op: 'dns.query', name, rrtype, ...(ttl === undefined ? {} : { ttl }) }),
+    reverse: (address) => request({ op: 'dns.reverse', address }),
+  };
+}
