@@ -20,7 +20,7 @@ const out = (value) => { process.stdout.write(JSON.stringify(value) + '\n'); };
 const errorFields = (e) => ({ code: e.code, errno: e.errno, syscall: e.syscall, address: e.address, port: e.port, hostname: e.hostname, message: e.message });
 function get(url) {
   return new Promise((resolve, reject) => {
-    http.get(url, (res) => { let body = ''; res.setEncoding('utf8'); res.on('data', (c) => body += c); res.on('end', () => resolve({ status: res.statusCode, body: JSON.parse(body), peer: res.socket.remoteAddress })); }).on('error', reject);
+    http.get(url, (res) => { const peer = res.socket.remoteAddress; let body = ''; res.setEncoding('utf8'); res.on('data', (c) => body += c); res.on('end', () => resolve({ status: res.statusCode, body: JSON.parse(body), peer })); }).on('error', reject);
   });
 }
 function rawEcho(host, port) {
