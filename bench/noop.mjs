@@ -1,0 +1,1 @@
+// The app of the start-up benchmark: a Node process that starts and exits.

@@ -1,0 +1,86 @@
+// Wires the layer into this process: one policy from the settings, the hooks of each feature defined on one patch
+// registry, applied together. Used by the preload, and directly by tests with a Remote of their own.
+
+import dns from 'node:dns';
+import { writeSync } from 'node:fs';
+import { syncBuiltinESMExports } from 'node:module';
+import type { LookupAddress } from '../protocol/messages.js';
+import { defineDnsHooks } from './dns/hooks.js';
+import { DnsOps, type ResultOrder } from './dns/ops.js';
+import { defineNetHooks } from './net/hooks.js';
+import { NetOps, type LocalLookup } from './net/ops.js';
+import { PatchRegistry } from './patches.js';
+import { createPolicy } from './policy.js';
+import type { Remote } from './remote.js';
+import type { LayerSettings } from './settings.js';
+
+export interface LayerLog {
+  debug(message: string): void;
+  warn(message: string): void;
+}
+
+/** Patches net and dns for this process; the returned function puts Node's originals back. */
+export function installLayer(remote: Remote, settings: LayerSettings): () => void {
+  const log = createLayerLog(settings);
+  const policy = createPolicy(settings);
+  const registry = new PatchRegistry();
+
+  // Captured now, before the DNS hook replaces it: a session whose DNS stays local resolves names here.
+  const localLookup = dns.lookup;
+  const lookupLocally: LocalLookup = (hostname, family) =>
+    new Promise((resolve, reject) => {
+      localLookup(hostname, { family, all: true }, (error, addresses) => (error ? reject(error) : resolve(addresses as LookupAddress[])));
+    });
+
+  defineNetHooks(registry, { ops: new NetOps(remote, policy, lookupLocally, (message) => log.warn(message)), log });
+  if (settings.dns.enabled) {
+    defineDnsHooks(registry, { ops: new DnsOps(remote, policy, defaultResultOrder), log });
+  }
+  const restore = registry.apply();
+  if (settings.dns.enabled) rebindModuleResolvers(log);
+  log.debug(`installed (session ${settings.session}, tcp ${settings.outgoing.tcp ? 'on' : 'off'}, dns ${settings.dns.enabled ? 'remote' : 'local'})`);
+
+  return () => {
+    restore();
+    if (settings.dns.enabled) rebindModuleResolvers(log);
+  };
+}
+
+/**
+ * dns.resolve4() and the other module functions are prototype methods bound to the default resolver when dns
+ * loads; setServers() binds them again from the prototypes, now patched (or, on restore, original again). Then
+ * ESM named imports (`import { lookup } from 'node:dns'`) are brought in line with the module objects.
+ */
+function rebindModuleResolvers(log: LayerLog): void {
+  try {
+    dns.setServers(dns.getServers());
+  } catch (error) {
+    log.warn(`could not rebind the dns module's resolver functions: ${(error as Error).message}`);
+  }
+  syncBuiltinESMExports();
+}
+
+function defaultResultOrder(): ResultOrder {
+  const getter = (dns as { getDefaultResultOrder?: () => string }).getDefaultResultOrder;
+  const order = getter?.();
+  return order === 'ipv4first' || order === 'ipv6first' ? order : 'verbatim';
+}
+
+const LEVELS: Record<string, number> = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60, silent: Infinity };
+
+/**
+ * The layer lives inside the app, whose stderr is the user's: it writes nothing unless the session's log level
+ * asks for it. A synchronous write keeps lines whole and needs no stream object created early in the process.
+ */
+function createLayerLog(settings: LayerSettings): LayerLog {
+  const threshold = LEVELS[settings.logLevel] ?? Infinity;
+  const write = (level: string, message: string) => {
+    if ((LEVELS[level] ?? 0) < threshold) return;
+    try {
+      writeSync(2, `remocal layer [${process.pid}] ${level}: ${message}\n`);
+    } catch {
+      // A closed or non-blocking stderr must never break the app.
+    }
+  };
+  return { debug: (message) => write('debug', message), warn: (message) => write('warn', message) };
+}

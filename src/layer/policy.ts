@@ -1,0 +1,124 @@
+// The one place that decides whether an operation of the app runs locally or in the target. Pure (but for one
+// symlink read in isPackageManagerCli): it sees the settings and the operation, never a socket, so every rule
+// can be tested without patching anything.
+//
+// Outgoing connections, in order:
+//   1. outgoing.tcp false: everything local.
+//   2. loopback (127.0.0.0/8, ::1, 0.0.0.0, ::, "localhost") stays local while ignoreLocalhost is true: the
+//      app's local database or dev server must keep working.
+//   3. the outgoing filter (mirrord's): `local` lists what stays local (the rest is remote), `remote` lists what
+//      goes remote (the rest is local), no list sends everything remote. A pattern matches on the host name the
+//      app used, on the IP address, and on the port.
+// Unix sockets are always local: the target has no way to carry them.
+//
+// The layer as a whole stays out of npm and npx themselves (isPackageManagerCli).
+//
+// DNS: with dns.enabled, every name is resolved by the target, except "localhost" and IP literals, which
+// getaddrinfo answers without asking anyone.
+
+import { realpathSync } from 'node:fs';
+import { isIP } from 'node:net';
+import { basename } from 'node:path';
+import { matchAddressPattern, parseAddressPattern, type AddressPattern, type OutgoingAttempt } from '../config/address-pattern.js';
+import type { LayerSettings } from './settings.js';
+
+export type Route = 'local' | 'remote';
+
+export interface ConnectAttempt {
+  /** The host the app named, when it named one (not an IP literal). */
+  hostname?: string | undefined;
+  /** The IP address, when known: the app gave a literal, or the name was resolved first. */
+  address?: string | undefined;
+  port: number;
+}
+
+/** 'resolve-first': the answer depends on the address of a name, which must be resolved before deciding. */
+export type ConnectDecision = Route | 'resolve-first';
+
+export interface Policy {
+  connect(attempt: ConnectAttempt): ConnectDecision;
+  /** Where dns.lookup (getaddrinfo) of this host runs. */
+  lookup(hostname: string): Route;
+  /** Where resolver queries (dns.resolve*, dns.reverse) run. */
+  readonly queries: Route;
+}
+
+export function createPolicy(settings: LayerSettings): Policy {
+  const { tcp, ignoreLocalhost, filter } = settings.outgoing;
+  const localList = nonEmpty(filter.local);
+  const remoteList = nonEmpty(filter.remote);
+  // Patterns were validated by the config module; parsing again here keeps the layer free of the schema library.
+  const patterns = (localList ?? remoteList ?? []).map(parseAddressPattern).filter((p) => p.protocol !== 'udp');
+  const listed: Route | null = localList ? 'local' : remoteList ? 'remote' : null;
+  const unlisted: Route = listed === 'local' ? 'remote' : 'local';
+  const dnsEnabled = settings.dns.enabled;
+
+  return {
+    connect(attempt) {
+      if (!tcp) return 'local';
+      const address = attempt.address ?? (attempt.hostname !== undefined && isIP(attempt.hostname) ? attempt.hostname : undefined);
+      const hostname = attempt.hostname !== undefined && isIP(attempt.hostname) ? undefined : attempt.hostname;
+      const loopback = (address !== undefined && isLoopbackAddress(address)) || (hostname !== undefined && isLocalhostName(hostname));
+      if (loopback && ignoreLocalhost) return 'local';
+      if (listed === null) return 'remote';
+      const candidate: OutgoingAttempt = { protocol: 'tcp', hostname, address, port: attempt.port };
+      if (patterns.some((pattern) => matchAddressPattern(pattern, candidate))) return listed;
+      if (address === undefined && hostname !== undefined && patterns.some((p) => couldMatchOnceResolved(p, candidate))) {
+        return 'resolve-first';
+      }
+      return unlisted;
+    },
+    lookup(hostname) {
+      if (!dnsEnabled) return 'local';
+      if (isIP(hostname) || isLocalhostName(hostname)) return 'local';
+      return 'remote';
+    },
+    queries: dnsEnabled ? 'remote' : 'local',
+  };
+}
+
+function nonEmpty(list: string[] | undefined): string[] | undefined {
+  return list !== undefined && list.length > 0 ? list : undefined;
+}
+
+/** A subnet pattern whose other parts match: whether it matches depends on the address the name resolves to. */
+function couldMatchOnceResolved(pattern: AddressPattern, attempt: OutgoingAttempt): boolean {
+  if (pattern.subnet === null) return false;
+  return matchAddressPattern({ ...pattern, subnet: null }, attempt);
+}
+
+export function isLocalhostName(hostname: string): boolean {
+  return hostname.toLowerCase().replace(/\.$/, '') === 'localhost';
+}
+
+/** Loopback, and the unspecified addresses, which connect(2) on Linux sends to this machine too. */
+export function isLoopbackAddress(address: string): boolean {
+  const family = isIP(address);
+  if (family === 4) return address.startsWith('127.') || address === '0.0.0.0';
+  if (family === 6) {
+    const text = address.toLowerCase().replace(/%.*$/, '');
+    if (text === '::1' || text === '::' || /^(0{1,4}:){7}0{0,3}1$/.test(text)) return true;
+    const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(text);
+    return mapped !== null && isLoopbackAddress(mapped[1]!);
+  }
+  return false;
+}
+
+/**
+ * npm and npx themselves (not the scripts they start) stay out of the session: their registry traffic must not
+ * go through the target. NODE_OPTIONS reaches them too, and their children inherit npm_execpath and npm_command,
+ * so the environment cannot tell them apart; the script being run can. npm is usually started through a
+ * symlink (/usr/bin/npm → …/npm/bin/npm-cli.js), which Node keeps in argv[1] unresolved.
+ */
+export function isPackageManagerCli(script: string | undefined, resolveLink: (path: string) => string = realpathSync): boolean {
+  if (!script) return false;
+  const cli = /(^|[\\/])np[mx]-cli\.js$/;
+  if (cli.test(script)) return true;
+  const name = basename(script).replace(/\.(cmd|ps1)$/i, '');
+  if (name !== 'npm' && name !== 'npx') return false;
+  try {
+    return cli.test(resolveLink(script));
+  } catch {
+    return false;
+  }
+}
