@@ -2,7 +2,7 @@
 // environment the process was started with (later setenv calls inside it are invisible, as they are to
 // `kubectl exec env` in a new shell — but a container's env is fixed at start, so nothing is lost there).
 
-import { readFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import type { EnvGetResult, Result } from '../protocol/messages.js';
 
 export function parseEnviron(raw: Buffer | string): Record<string, string> {
@@ -20,7 +20,7 @@ export function parseEnviron(raw: Buffer | string): Record<string, string> {
 export async function readTargetEnv(pid: number | null): Promise<Result<EnvGetResult>> {
   if (pid === null) return { ok: true, value: { env: null } };
   try {
-    return { ok: true, value: { env: parseEnviron(await readFile(`/proc/${pid}/environ`)) } };
+    return { ok: true, value: { env: parseEnviron(readFileSync(`/proc/${pid}/environ`)) } };
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code ?? 'EIO';
     return { ok: false, error: { code, message: `cannot read the environment of process ${pid}: ${(error as Error).message}`, syscall: 'open' } };

@@ -16,7 +16,7 @@
 // difference: `localhost` missing from the hosts file is the loopback, where glibc would ask DNS.
 
 import { promises as dnsPromises } from 'node:dns';
-import { stat, readFile } from 'node:fs/promises';
+import { readFileSync, statSync } from 'node:fs';
 import { isIPv4 } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -503,10 +503,12 @@ class WatchedFile<T> {
     private readonly parse: (text: string) => T,
   ) {}
 
+  // Synchronous on purpose: a stat of a small local file costs microseconds, while the promise API's round
+  // trip through libuv's thread pool costs tens of them on every lookup.
   async get(): Promise<T> {
     let stamp: string;
     try {
-      const info = await stat(this.path);
+      const info = statSync(this.path);
       stamp = `${info.dev}:${info.ino}:${info.size}:${info.mtimeMs}:${info.ctimeMs}`;
     } catch {
       stamp = 'unreadable';
@@ -514,7 +516,7 @@ class WatchedFile<T> {
     if (stamp !== this.stamp || this.value === null) {
       let text = '';
       try {
-        text = stamp === 'unreadable' ? '' : await readFile(this.path, 'utf8');
+        text = stamp === 'unreadable' ? '' : readFileSync(this.path, 'utf8');
       } catch {
         text = '';
       }
