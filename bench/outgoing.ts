@@ -39,7 +39,7 @@ interface Figures {
 }
 
 const children: ChildProcess[] = [];
-function background(command: string, args: string[]): ChildProcess {
+function background(command: string, args: readonly string[]): ChildProcess {
   const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'inherit'] });
   children.push(child);
   return child;
