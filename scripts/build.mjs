@@ -17,20 +17,33 @@ const common = {
   keepNames: true,
 };
 
+const esm = {
+  format: 'esm',
+  // Bundled CommonJS dependencies call require(); give the ESM bundle one.
+  banner: { js: "import { createRequire as __remocalCreateRequire } from 'node:module'; const require = __remocalCreateRequire(import.meta.url);" },
+};
+
 await Promise.all([
+  // The CLI's entry loads the rest with import(), so that it can start the intproxy first; its own chunks.
   build({
     ...common,
-    format: 'esm',
+    ...esm,
+    entryPoints: { cli: 'src/cli/main.ts' },
+    outdir: 'dist',
+    splitting: true,
+    chunkNames: 'cli-chunks/[name]-[hash]',
+  }),
+  // One self-contained file per process: the agent in particular is copied next to targets as it is.
+  build({
+    ...common,
+    ...esm,
     entryPoints: {
-      cli: 'src/cli/main.ts',
       intproxy: 'src/intproxy/main.ts',
       agent: 'src/agent/main.ts',
       // The demo pod's own processes (DNS server, services, target app), run inside its namespaces.
       pod: 'src/cli/demo/pod-process.ts',
     },
     outdir: 'dist',
-    // Bundled CommonJS dependencies call require(); give the ESM bundle one.
-    banner: { js: "import { createRequire as __remocalCreateRequire } from 'node:module'; const require = __remocalCreateRequire(import.meta.url);" },
   }),
   // The layer is preloaded with --require, which must be CommonJS on Node 20.
   build({ ...common, format: 'cjs', entryPoints: { layer: 'src/layer/preload.ts' }, outdir: 'dist', outExtension: { '.js': '.cjs' } }),

@@ -27,6 +27,7 @@ import { agentLaunch, resolveLocalTarget, unsupportedKubernetes } from '../platf
 import { formatTarget, parseTarget } from '../platform/target.js';
 import { mergeEnvironment, type EnvPolicy } from './env.js';
 import type { Progress } from './progress.js';
+import { takePrewarmedIntproxy } from './prewarm.js';
 
 export interface ExecRequest {
   command: string[];
@@ -72,10 +73,15 @@ export async function runExec(request: ExecRequest): Promise<number> {
   };
   try {
     const step = progress.step(`starting the agent in ${resolved.description}`);
-    const intproxy = startChild(process.execPath, [distFile('intproxy.js')], {
-      stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
-      env: { ...process.env, [INTPROXY_SETTINGS_ENV]: JSON.stringify(settings) },
-    });
+    let intproxy = takePrewarmedIntproxy();
+    if (intproxy !== undefined) {
+      intproxy.send({ type: 'start', settings });
+    } else {
+      intproxy = startChild(process.execPath, [distFile('intproxy.js')], {
+        stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
+        env: { ...process.env, [INTPROXY_SETTINGS_ENV]: JSON.stringify(settings) },
+      });
+    }
     const intproxyStderr: string[] = [];
     intproxy.stderr!.on('data', (chunk: Buffer) => intproxyStderr.push(chunk.toString()));
     cleanups.push(() => stopIntproxy(intproxy));

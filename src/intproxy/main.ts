@@ -16,8 +16,24 @@ function report(message: IntproxyReport): void {
   process.send?.(message);
 }
 
+/** From the env when started with them; from the CLI's first IPC message when started ahead (prewarmed). */
+function readSettings(): Promise<IntproxySettings> {
+  const fromEnv = process.env[INTPROXY_SETTINGS_ENV];
+  if (fromEnv !== undefined) return Promise.resolve(JSON.parse(fromEnv) as IntproxySettings);
+  return new Promise((resolve, reject) => {
+    // The CLI gave up before sending them (bad config, say): nothing to do.
+    const onDisconnect = () => process.exit(0);
+    process.once('disconnect', onDisconnect);
+    process.once('message', (message: { type?: string; settings?: IntproxySettings }) => {
+      process.off('disconnect', onDisconnect);
+      if (message?.type === 'start' && message.settings) resolve(message.settings);
+      else reject(new Error(`expected the session's settings first, got ${JSON.stringify(message)}`));
+    });
+  });
+}
+
 async function main(): Promise<void> {
-  const settings = JSON.parse(process.env[INTPROXY_SETTINGS_ENV] ?? '{}') as IntproxySettings;
+  const settings = await readSettings();
   const log = createLogger('intproxy', { level: settings.logLevel, file: settings.logFile });
   let shuttingDown = false;
 
