@@ -19,13 +19,14 @@ export function registerCommands(program: Command): void {
   addConfigFlags(program.command('exec'))
     .summary('run a command as if it ran inside the target')
     .description(
-      'Run COMMAND on this machine as if it ran inside the target: its outgoing connections and DNS lookups\n' +
-        'are made from the target, and it gets the target\'s environment. Node processes started by COMMAND\n' +
+      'Run COMMAND on this machine as if it ran inside the target: its outgoing connections and DNS lookups ' +
+        'are made from the target, and it gets the target\'s environment. Node processes started by COMMAND ' +
         '(npm run, npx, child_process, fork) are covered too.',
     )
     .argument('<command...>', 'the command and its arguments, after --')
     .option('-f, --config-file <file>', 'a config file (.json or .yaml; a mirrord.json works as is); default: .remocal/config.{json,yaml} found upwards from here')
     .option('-q, --quiet', 'no progress lines')
+    .option('--verbose', 'debug logs in the session log, and stack traces of internal errors')
     .addHelpText(
       'after',
       '\nExamples:\n' +
@@ -37,10 +38,14 @@ export function registerCommands(program: Command): void {
     .passThroughOptions()
     .action(async (command: string[], options: ExecFlags, cmd: Command) => {
       const verbose = Boolean(cmd.optsWithGlobals().verbose);
-      const { configFile, quiet, ...flags } = options;
+      const { configFile, quiet, verbose: _verbose, ...flags } = options;
       const { config, warnings } = loadConfig({ cwd: process.cwd(), file: configFile, env: process.env, flags });
       const progress = createProgress({ quiet: Boolean(quiet) });
       for (const warning of warnings) progress.note(`warning: ${formatWarning(warning)}`);
+      // Declared already so that configs and scripts written for them load, but not served yet: say so
+      // rather than let the user believe traffic is stolen or files are remote.
+      if (config.feature.network.incoming.mode === 'steal') progress.note('warning: incoming traffic (steal/mirror) is not available in this build yet; the target keeps its traffic.');
+      if (flags.fsMode !== undefined) progress.note('warning: remote files are not available in this build yet; the command reads and writes local files.');
       const layer = toLayerSettings(config, { socket: '', session: '' });
       process.exitCode = await runExec({
         command,
@@ -58,8 +63,8 @@ export function registerCommands(program: Command): void {
     .command('demo')
     .summary('see remocal work on a built-in demo target (needs root)')
     .description(
-      'Builds a local "pod" out of Linux namespaces (its own network, DNS, /etc/hosts, environment and a service\n' +
-        'only reachable inside it), runs a small app through `remocal exec` against it, shows what the app saw,\n' +
+      'Builds a local "pod" out of Linux namespaces (its own network, DNS, /etc/hosts, environment and a service ' +
+        'only reachable inside it), runs a small app through `remocal exec` against it, shows what the app saw, ' +
         'and removes everything again (also on Ctrl-C).',
     )
     .option('--keep', 'leave the demo pod running until Ctrl-C, to try your own commands against it')
@@ -90,6 +95,7 @@ export function registerCommands(program: Command): void {
 interface ExecFlags extends ConfigFlags {
   configFile?: string;
   quiet?: boolean;
+  verbose?: boolean;
 }
 
 /** The flags that set config options are declared with the options themselves (config/options.ts). */

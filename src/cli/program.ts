@@ -11,7 +11,7 @@ const program = new Command();
 program
   .name('remocal')
   .description(
-    'Run a local process as if it ran inside a remote target: its outgoing connections, DNS lookups and\n' +
+    'Run a local process as if it ran inside a remote target: its outgoing connections, DNS lookups and ' +
       'environment come from the target (a process in its own namespaces, a container, a pod).',
   )
   .version(process.env.npm_package_version ?? '0.1.0', '-V, --version')

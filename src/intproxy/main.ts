@@ -10,7 +10,8 @@ import { createLogger } from '../core/log.js';
 import { connectAgent } from './agent-link.js';
 import { INTPROXY_SETTINGS_ENV, type IntproxyReport, type IntproxySettings } from './settings.js';
 import { serveLayers } from './layer-server.js';
-import { appendFileSync } from 'node:fs';
+import { appendFileSync, rmSync } from 'node:fs';
+import { dirname } from 'node:path';
 
 function report(message: IntproxyReport): void {
   process.send?.(message);
@@ -51,6 +52,8 @@ async function main(): Promise<void> {
     shuttingDown = true;
     server.close();
     await agent.close();
+    // The CLI removes the session directory too, but not if it was killed outright.
+    rmSync(dirname(settings.socket), { recursive: true, force: true });
     process.exit(0);
   }
   process.on('message', (message: { type?: string }) => {

@@ -2,7 +2,7 @@
 // message that says what failed and what to do; nothing is left running afterwards.
 
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { after, before, describe, it } from 'node:test';
 import { createPod, cleanupStalePods, type Pod } from '../../src/cli/demo/pod.js';
@@ -23,7 +23,8 @@ if (mode === 'wait') {
   setInterval(() => {}, 1000);
   // Make one remote call first, so the layer is connected when the test pulls the rug.
   const dns = await import('node:dns');
-  dns.lookup('orders-api', () => process.stdout.write('ready\n'));
+  const session = JSON.parse(process.env.REMOCAL_LAYER).socket.replace(/\/[^/]*$/, '');
+  dns.lookup('orders-api', () => process.stdout.write('ready ' + session + '\n'));
 }
 `;
 
@@ -38,10 +39,6 @@ after(async () => {
   app?.remove();
   await pod?.destroy();
 });
-
-function sessionDirs(): string[] {
-  return readdirSync(tmpdir()).filter((name) => name.startsWith('remocal-') && !name.startsWith('remocal-app-'));
-}
 
 describe('remocal exec: passing through', () => {
   it("exits with the command's exit code", async () => {
@@ -59,7 +56,6 @@ describe('remocal exec: passing through', () => {
 
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     it(`forwards ${signal} to the command and leaves nothing behind`, async () => {
-      const dirsBefore = sessionDirs().length;
       const run = startRemocal(['exec', '-q', '-t', `pid/${pod.pid}`, '--', process.execPath, 'app.mjs', 'wait'], { cwd: app.dir });
       let stdout = '';
       run.child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk));
@@ -69,7 +65,9 @@ describe('remocal exec: passing through', () => {
       assert.match(result.stdout, new RegExp(`got ${signal}`));
       assert.equal(result.code, signal === 'SIGTERM' ? 42 : 43, result.stderr);
       assert.equal(findAgent(pod.pid), undefined, 'the agent must be gone');
-      assert.equal(sessionDirs().length, dirsBefore, 'the session directory must be removed');
+      const sessionDir = /ready (\S+)/.exec(stdout)![1]!;
+      assert.ok(sessionDir.startsWith(tmpdir()), sessionDir);
+      assert.equal(existsSync(sessionDir), false, 'the session directory must be removed');
     });
   }
 
@@ -156,6 +154,29 @@ describe('remocal exec: failures say what failed and what to do', () => {
     assert.match(result.stderr, /The session's intproxy \(pid \d+\) was killed by SIGKILL/);
     assert.match(result.stderr, /REMOCAL_INTPROXY_LOST/);
     await waitFor(() => findAgent(pod.pid) === undefined, 'the orphaned agent to exit');
+  });
+});
+
+describe('remocal exec: remocal itself is killed', () => {
+  it('kill -9 of the CLI still takes down the intproxy and the agent, and removes the session directory', async () => {
+    const run = startRemocal(['exec', '-q', '-t', `pid/${pod.pid}`, '--', process.execPath, 'app.mjs', 'wait'], { cwd: app.dir });
+    let stdout = '';
+    run.child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk));
+    await waitFor(() => stdout.includes('ready'), 'the app to start');
+    const sessionDir = /ready (\S+)/.exec(stdout)![1]!;
+    const agent = await waitFor(() => findAgent(pod.pid), 'the agent');
+    const cliExited = new Promise((resolve) => run.child.once('exit', resolve));
+    run.child.kill('SIGKILL');
+    // Not run.done: the orphaned app still holds the CLI's stdout pipe open until the test ends it.
+    await cliExited;
+    await waitFor(() => findAgent(pod.pid) === undefined, 'the agent to exit');
+    await waitFor(() => !listProcesses().some((info) => info.pid === agent.ppid), 'the intproxy to exit');
+    await waitFor(() => !existsSync(sessionDir), 'the session directory to be removed');
+    // The app is the user's: like any program whose parent died, it runs on (its own terminal's Ctrl-C
+    // would still reach it); the test ends it.
+    const orphan = listProcesses().find((info) => info.argv.includes('app.mjs') && info.argv.includes('wait') && info.ppid === 1);
+    if (orphan) process.kill(orphan.pid, 'SIGKILL');
+    await run.done;
   });
 });
 
