@@ -40,6 +40,8 @@ await Promise.all([
     entryPoints: {
       intproxy: 'src/intproxy/main.ts',
       agent: 'src/agent/main.ts',
+      // Started by the agent beside itself; removes the agent's iptables rules whenever the agent dies.
+      'supervisor-entry': 'src/agent/incoming/supervisor-entry.ts',
       // The demo pod's own processes (DNS server, services, target app), run inside its namespaces.
       pod: 'src/cli/demo/pod-process.ts',
     },

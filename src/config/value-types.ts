@@ -3,6 +3,7 @@
 // load time with its reason, not when the layer or the agent first uses it.
 
 import { z } from 'zod';
+import { compileConfigRegex } from './regex.js';
 import { parseAddressPattern, AddressPatternSyntaxError } from './address-pattern.js';
 import { didYouMean, suggest } from './errors.js';
 
@@ -21,14 +22,7 @@ export function nameList() {
   );
 }
 
-/**
- * The one way config regexes are compiled, so that validation here and matching in the layer and the agent
- * agree. mirrord's filters are case-insensitive, so these are too. The syntax is JavaScript's: mirrord's
- * Rust-only constructs (`(?i)`, `(?P<name>…)`) are reported as errors rather than silently misread.
- */
-export function compileConfigRegex(pattern: string): RegExp {
-  return new RegExp(pattern, 'i');
-}
+export { compileConfigRegex } from './regex.js';
 
 export function regex() {
   return z.string().superRefine((pattern, context) => {

@@ -1,0 +1,174 @@
+// Steals the target's incoming TCP connections, one port at a time. Each stolen port gets its own agent
+// listener, because Node cannot read SO_ORIGINAL_DST: the listener a connection arrives on tells its original
+// port, and its local address the original IP (REDIRECT keeps the address for loopback traffic and puts the
+// receiving interface's address for traffic from outside, which for a pod is the pod IP it was sent to).
+//
+// The rules (iptables.ts) are set up on the first redirect: the backend the namespace already uses, the
+// cleanup supervisor (supervisor.ts) started before any rule exists so that no rule can outlive the agent,
+// then the session's chain. The agent joins the exempt group first, so that every connection it makes to the
+// original server, passthrough included, reaches that server rather than its own listener.
+
+import { randomBytes } from 'node:crypto';
+import net from 'node:net';
+import type { Logger } from '../../core/log.js';
+import {
+  AGENT_EXEMPT_GID,
+  addRedirect,
+  chainNameFor,
+  createChain,
+  detectBackend,
+  removeChain,
+  removeRedirect,
+  type IptablesBackend,
+} from './iptables.js';
+import { startCleanupSupervisor, type CleanupSupervisor } from './supervisor.js';
+
+export interface OriginalDestination {
+  address: string;
+  port: number;
+}
+
+export interface RedirectorOptions {
+  /** Every stolen connection, with where the client meant it to go. */
+  onConnection: (socket: net.Socket, original: OriginalDestination) => void;
+  /** Default: the backend the namespace already uses (detectBackend). */
+  backend?: IptablesBackend;
+  /** 8 hex digits naming the chain; default random. */
+  sessionId?: string;
+  log?: Logger;
+}
+
+export interface Redirection {
+  listener: net.Server;
+  agentPort: number;
+}
+
+interface Rules {
+  backend: IptablesBackend;
+  supervisor: CleanupSupervisor;
+}
+
+export class Redirector {
+  readonly chain: string;
+  private readonly redirections = new Map<number, Promise<Redirection>>();
+  private rules: Promise<Rules> | undefined;
+  private closing: Promise<void> | undefined;
+
+  constructor(private readonly options: RedirectorOptions) {
+    this.chain = chainNameFor(options.sessionId ?? randomBytes(4).toString('hex'));
+  }
+
+  /** The backend in use, once the first redirect has set the rules up. */
+  async backend(): Promise<IptablesBackend | undefined> {
+    return this.rules === undefined ? undefined : (await this.rules).backend;
+  }
+
+  /** The cleanup supervisor's pid, once the first redirect has started it. */
+  async supervisorPid(): Promise<number | undefined> {
+    return this.rules === undefined ? undefined : (await this.rules).supervisor.pid;
+  }
+
+  /** Steals `port`; redirecting a port already stolen returns the same listener. */
+  redirect(port: number): Promise<Redirection> {
+    if (this.closing !== undefined) return Promise.reject(new Error('the redirector is closed'));
+    let redirection = this.redirections.get(port);
+    if (redirection === undefined) {
+      redirection = this.openRedirection(port);
+      this.redirections.set(port, redirection);
+      // A failed redirect leaves nothing behind, so the next call may try again.
+      redirection.catch(() => this.redirections.delete(port));
+    }
+    return redirection;
+  }
+
+  /** Stops stealing `port`. Connections already stolen stay open; new ones reach the original server. */
+  async release(port: number): Promise<void> {
+    const redirection = this.redirections.get(port);
+    if (redirection === undefined) return;
+    this.redirections.delete(port);
+    const { listener, agentPort } = await redirection;
+    const { backend } = await this.setUp();
+    try {
+      await removeRedirect(backend, this.chain, port, agentPort);
+    } finally {
+      listener.close();
+    }
+  }
+
+  /** Removes every rule and listener. Idempotent. */
+  close(): Promise<void> {
+    this.closing ??= this.tearDown();
+    return this.closing;
+  }
+
+  private async tearDown(): Promise<void> {
+    const redirections = await Promise.allSettled(this.redirections.values());
+    this.redirections.clear();
+    for (const result of redirections) if (result.status === 'fulfilled') result.value.listener.close();
+    if (this.rules === undefined) return;
+    let rules: Rules;
+    try {
+      rules = await this.rules;
+    } catch {
+      return; // Setup failed and undid itself.
+    }
+    let released = false;
+    try {
+      await removeChain(rules.backend, this.chain);
+      released = true;
+    } finally {
+      // If the removal failed, the supervisor tries again on its own.
+      await rules.supervisor.stop({ released });
+    }
+  }
+
+  private setUp(): Promise<Rules> {
+    this.rules ??= (async () => {
+      joinExemptGroup();
+      const backend = this.options.backend ?? (await detectBackend());
+      const supervisor = startCleanupSupervisor(backend, this.chain, this.options.log);
+      try {
+        await createChain(backend, this.chain, process.pid);
+      } catch (error) {
+        await supervisor.stop();
+        throw error;
+      }
+      this.options.log?.info({ backend, chain: this.chain }, 'incoming redirection set up');
+      return { backend, supervisor };
+    })();
+    return this.rules;
+  }
+
+  private async openRedirection(port: number): Promise<Redirection> {
+    const { backend } = await this.setUp();
+    const listener = net.createServer({ pauseOnConnect: false }, (socket) => {
+      this.options.onConnection(socket, { address: socket.localAddress ?? '', port });
+    });
+    await new Promise<void>((resolve, reject) => {
+      listener.once('error', reject);
+      listener.listen({ host: '0.0.0.0', port: 0 }, () => {
+        listener.off('error', reject);
+        resolve();
+      });
+    });
+    const agentPort = (listener.address() as net.AddressInfo).port;
+    try {
+      await addRedirect(backend, this.chain, port, agentPort);
+    } catch (error) {
+      listener.close();
+      throw error;
+    }
+    this.options.log?.debug({ port, agentPort }, 'port redirected');
+    return { listener, agentPort };
+  }
+}
+
+/**
+ * Adds the agent to the group the OUTPUT jump exempts (see iptables.ts). Sockets take their owner at creation,
+ * so this must happen before the agent connects anywhere it could be redirected.
+ */
+function joinExemptGroup(): void {
+  const groups = process.getgroups?.() ?? [];
+  if (groups.includes(AGENT_EXEMPT_GID)) return;
+  process.setgroups?.([...groups, AGENT_EXEMPT_GID]);
+}
