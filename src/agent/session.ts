@@ -10,6 +10,7 @@ import { TargetResolver } from './dns/resolver.js';
 import { readTargetEnv } from './env.js';
 import { connectOutgoing } from './outgoing/tcp.js';
 import { watchTarget } from './target-watch.js';
+import { IncomingService } from './incoming/service.js';
 
 export interface AgentOptions {
   pid: number | null;
@@ -37,8 +38,16 @@ export async function startAgent(options: AgentOptions): Promise<string> {
     streamIdParity: 'even',
     info: { pid: process.pid, node: process.version },
   });
-  const closed = new Promise<string>((resolve) => link.once('close', (error?: Error) => resolve(error ? `link failed: ${error.message}` : 'link closed')));
   const resolver = new TargetResolver(targetDnsFiles(pid, options.netns));
+  const incoming = new IncomingService(link, log);
+  // Whatever ends the session, the target's ports answer as before (the supervisor covers a kill -9).
+  const closed = new Promise<string>((resolve) =>
+    link.once('close', (error?: Error) => {
+      const reason = error ? `link failed: ${error.message}` : 'link closed';
+      // The rules must be gone before the agent reports that it is.
+      void incoming.close().finally(() => resolve(reason));
+    }),
+  );
   // Serving starts before the handshake completes: the peer's first request may arrive in the same read as
   // its hello, and a message with no listener yet would be lost.
   serveRequests<AgentRequest, AgentResults>(link, {
@@ -51,6 +60,8 @@ export async function startAgent(options: AgentOptions): Promise<string> {
     'dns.query': (request) => resolver.query(request.name, request.rrtype, request.ttl),
     'dns.reverse': (request) => resolver.reverse(request.address),
     'env.get': () => readTargetEnv(pid),
+    'incoming.subscribe': (request) => incoming.subscribe(request),
+    'incoming.unsubscribe': (request) => incoming.unsubscribe(request.subscription),
   });
   await link.handshake(10_000);
   log.info({ target: pid ?? options.netns }, 'agent ready');

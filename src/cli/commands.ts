@@ -10,7 +10,9 @@ import {
   toLayerSettings,
   verifyConfig,
   type ConfigFlags,
+  type RemocalConfig,
 } from '../config/index.js';
+import type { HttpFilterSpec } from '../protocol/messages.js';
 import { runExec } from './exec.js';
 import { createProgress } from './progress.js';
 import { runDemo } from './demo/demo.js';
@@ -44,14 +46,14 @@ export function registerCommands(program: Command): void {
       for (const warning of warnings) progress.note(`warning: ${formatWarning(warning)}`);
       // Declared already so that configs and scripts written for them load, but not served yet: say so
       // rather than let the user believe traffic is stolen or files are remote.
-      if (config.feature.network.incoming.mode === 'steal') progress.note('warning: incoming traffic (steal/mirror) is not available in this build yet; the target keeps its traffic.');
       if (flags.fsMode !== undefined) progress.note('warning: remote files are not available in this build yet; the command reads and writes local files.');
       const layer = toLayerSettings(config, { socket: '', session: '' });
       process.exitCode = await runExec({
         command,
         target: config.target.path,
+        incoming: { mode: config.feature.network.incoming.mode, filter: httpFilterSpec(config.feature.network.incoming.http_filter) },
         env: config.feature.env,
-        layer: { outgoing: layer.outgoing, dns: layer.dns, logLevel: layer.logLevel },
+        layer: { outgoing: layer.outgoing, dns: layer.dns, incoming: layer.incoming, logLevel: layer.logLevel },
         agentLogLevel: verbose ? 'debug' : config.agent.log_level,
         startupTimeoutMs: config.agent.startup_timeout * 1000,
         progress,
@@ -96,6 +98,13 @@ interface ExecFlags extends ConfigFlags {
   configFile?: string;
   quiet?: boolean;
   verbose?: boolean;
+}
+
+/** The filter as the protocol carries it; null when none is set (then a steal takes whole connections). */
+function httpFilterSpec(filter: RemocalConfig['feature']['network']['incoming']['http_filter']): HttpFilterSpec | null {
+  const { header_filter, path_filter, method_filter, all_of, any_of, ports } = filter;
+  if ([header_filter, path_filter, method_filter, all_of, any_of].every((part) => part === undefined)) return null;
+  return { header_filter, path_filter, method_filter, all_of, any_of, ports };
 }
 
 /** The flags that set config options are declared with the options themselves (config/options.ts). */

@@ -21,6 +21,7 @@ import {
   type RemocalError,
 } from '../core/errors.js';
 import { distFile } from '../core/paths.js';
+import type { IncomingSettings } from '../intproxy/incoming.js';
 import { INTPROXY_SETTINGS_ENV, type IntproxyReport, type IntproxySettings } from '../intproxy/settings.js';
 import { LAYER_SETTINGS_ENV, type LayerSettings } from '../layer/settings.js';
 import { agentLaunch, resolveLocalTarget, unsupportedKubernetes } from '../platform/local.js';
@@ -31,6 +32,7 @@ import { takePrewarmedIntproxy } from './prewarm.js';
 
 export interface ExecRequest {
   command: string[];
+  incoming: IncomingSettings;
   target: string | undefined;
   env: EnvPolicy;
   layer: Omit<LayerSettings, 'socket' | 'session'>;
@@ -65,6 +67,7 @@ export async function runExec(request: ExecRequest): Promise<number> {
     logFile: join(sessionDir, 'session.log'),
     logLevel: request.verbose ? 'debug' : 'info',
     startupTimeoutMs: request.startupTimeoutMs,
+    incoming: request.incoming,
   };
 
   const cleanups: (() => Promise<void> | void)[] = [() => rmSync(sessionDir, { recursive: true, force: true })];
@@ -115,6 +118,8 @@ export async function runExec(request: ExecRequest): Promise<number> {
     const fatal = new Promise<RemocalError>((resolve) => {
       intproxy.on('message', (message: IntproxyReport) => {
         if (message.type === 'fatal') resolve(deserializeError(message.error));
+        else if (message.type === 'subscribed') progress.note(describeSubscription(message, formatTarget(target)));
+        else if (message.type === 'subscribe_failed') progress.note(`could not subscribe to port ${message.port} of ${formatTarget(target)}: ${message.message}`);
       });
     });
     const outcome = await Promise.race([
@@ -135,8 +140,23 @@ export async function runExec(request: ExecRequest): Promise<number> {
   }
 }
 
-function firstReport(intproxy: ChildProcess): Promise<IntproxyReport> {
-  return new Promise((resolve) => intproxy.once('message', (message: IntproxyReport) => resolve(message)));
+function describeSubscription(message: Extract<IntproxyReport, { type: 'subscribed' }>, target: string): string {
+  const local = message.localPort === message.port ? `port ${message.port}` : `local port ${message.localPort}`;
+  if (message.mode === 'mirror') return `mirroring port ${message.port} of ${target}: your app on ${local} gets a copy of its traffic`;
+  if (message.filtered) return `stealing the HTTP requests that match the filter on port ${message.port} of ${target} to ${local}; the rest reach the target`;
+  return `stealing port ${message.port} of ${target}: its traffic goes to your app on ${local}`;
+}
+
+/** The intproxy's first word: ready, or why not. */
+function firstReport(intproxy: ChildProcess): Promise<Extract<IntproxyReport, { type: 'ready' | 'fatal' }>> {
+  return new Promise((resolve) => {
+    const onMessage = (message: IntproxyReport) => {
+      if (message.type !== 'ready' && message.type !== 'fatal') return;
+      intproxy.off('message', onMessage);
+      resolve(message);
+    };
+    intproxy.on('message', onMessage);
+  });
 }
 
 /** Resolves with an error if the intproxy exits on its own (not after a shutdown we asked for). */

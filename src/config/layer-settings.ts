@@ -5,7 +5,7 @@ import type { LayerSettings } from '../layer/settings.js';
 import type { RemocalConfig } from './options.js';
 
 export function toLayerSettings(config: RemocalConfig, session: { socket: string; session: string }): LayerSettings {
-  const { outgoing, dns } = config.feature.network;
+  const { outgoing, dns, incoming } = config.feature.network;
   const filter = outgoing.filter;
   return {
     socket: session.socket,
@@ -16,6 +16,14 @@ export function toLayerSettings(config: RemocalConfig, session: { socket: string
       tcp: outgoing.tcp,
     },
     dns: { enabled: dns.enabled },
+    incoming: {
+      mode: incoming.mode,
+      portMapping: incoming.port_mapping.map(([local, remote]) => [local, remote] as [number, number]),
+      listenPorts: incoming.listen_ports.map(([asked, actual]) => [asked, actual] as [number, number]),
+      ignorePorts: [...incoming.ignore_ports],
+      ports: incoming.ports === undefined ? null : [...incoming.ports],
+      ignoreLocalhost: incoming.ignore_localhost,
+    },
     logLevel: config.layer.log_level,
   };
 }

@@ -10,14 +10,18 @@ import type { IntproxyToLayer, LayerRequest, LayerResults, LayerToIntproxy } fro
 import { serveRequests } from '../protocol/rpc.js';
 import type { AgentConnection } from './agent-link.js';
 import { connectForLayer } from './outgoing.js';
+import type { IncomingRouter } from './incoming.js';
 
-export async function serveLayers(socketPath: string, agent: AgentConnection, log: Logger): Promise<Server> {
+export async function serveLayers(socketPath: string, agent: AgentConnection, incoming: IncomingRouter, log: Logger): Promise<Server> {
   rmSync(socketPath, { force: true });
   const layers = new Set<Link<IntproxyToLayer, LayerToIntproxy>>();
   const server = createServer((socket: Socket) => {
     const link = new Link<IntproxyToLayer, LayerToIntproxy>({ readable: socket, writable: socket }, { role: 'intproxy', streamIdParity: 'even' });
     layers.add(link);
-    link.once('close', () => layers.delete(link));
+    link.once('close', () => {
+      layers.delete(link);
+      incoming.releaseOwner(link);
+    });
     // Serving starts before the handshake completes, so a request that arrives with the hello is not lost.
     serveRequests<LayerRequest, LayerResults>(link, {
       'tcp.connect': (request) => connectForLayer(agent, request.host, request.port, log),
@@ -25,6 +29,8 @@ export async function serveLayers(socketPath: string, agent: AgentConnection, lo
       'dns.query': (request) => agent.rpc.request(request),
       'dns.reverse': (request) => agent.rpc.request(request),
       'env.get': (request) => agent.rpc.request(request),
+      'incoming.subscribe': (request) => incoming.subscribe(request, link),
+      'incoming.unsubscribe': (request) => incoming.unsubscribe(request.subscription),
     });
     link.handshake(5000).then(
       (hello) => log.debug({ layer: hello.info }, 'layer connected'),

@@ -10,6 +10,7 @@ import { createLogger } from '../core/log.js';
 import { connectAgent } from './agent-link.js';
 import { INTPROXY_SETTINGS_ENV, type IntproxyReport, type IntproxySettings } from './settings.js';
 import { serveLayers } from './layer-server.js';
+import { IncomingRouter } from './incoming.js';
 import { appendFileSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
 
@@ -43,7 +44,8 @@ async function main(): Promise<void> {
     startupTimeoutMs: settings.startupTimeoutMs,
     onStderr: (chunk) => appendFileSync(settings.logFile, chunk),
   });
-  const server = await serveLayers(settings.socket, agent, log);
+  const incoming = new IncomingRouter(agent, settings.incoming, log, report);
+  const server = await serveLayers(settings.socket, agent, incoming, log);
   const env = await agent.rpc.request({ op: 'env.get' });
   if (!env.ok) throw new Error(`could not read the target's environment: ${env.error.message}`);
 

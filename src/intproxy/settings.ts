@@ -2,6 +2,7 @@
 
 import type { SerializedError } from '../core/errors.js';
 import type { AgentLaunch } from './agent-link.js';
+import type { IncomingSettings } from './incoming.js';
 
 export const INTPROXY_SETTINGS_ENV = 'REMOCAL_INTPROXY';
 
@@ -11,8 +12,12 @@ export interface IntproxySettings {
   logFile: string;
   logLevel: string;
   startupTimeoutMs: number;
+  incoming: IncomingSettings;
 }
 
 export type IntproxyReport =
   | { type: 'ready'; env: Record<string, string> | null; agent: Record<string, string | number> | undefined }
-  | { type: 'fatal'; error: SerializedError };
+  | { type: 'fatal'; error: SerializedError }
+  /** A port of the target now sends its traffic to the app: the user sees it happen. */
+  | { type: 'subscribed'; port: number; localPort: number; mode: 'mirror' | 'steal'; filtered: boolean }
+  | { type: 'subscribe_failed'; port: number; message: string };

@@ -56,5 +56,7 @@ export function createRemoteClient(settings: LayerSettings): Remote {
     getaddrinfo: (host, family) => request({ op: 'dns.getaddrinfo', host, family }),
     query: (name, rrtype, ttl) => request({ op: 'dns.query', name, rrtype, ...(ttl === undefined ? {} : { ttl }) }),
     reverse: (address) => request({ op: 'dns.reverse', address }),
+    subscribe: (subscription) => request({ op: 'incoming.subscribe', ...subscription }),
+    unsubscribe: (subscription) => request({ op: 'incoming.unsubscribe', subscription }),
   };
 }

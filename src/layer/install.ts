@@ -9,6 +9,8 @@ import { defineDnsHooks } from './dns/hooks.js';
 import { DnsOps, type ResultOrder } from './dns/ops.js';
 import { defineNetHooks } from './net/hooks.js';
 import { NetOps, type LocalLookup } from './net/ops.js';
+import { defineIncomingHooks } from './incoming/hooks.js';
+import { IncomingOps } from './incoming/ops.js';
 import { PatchRegistry } from './patches.js';
 import { createPolicy } from './policy.js';
 import type { Remote } from './remote.js';
@@ -19,7 +21,7 @@ export interface LayerLog {
   warn(message: string): void;
 }
 
-/** Patches net and dns for this process; the returned function puts Node's originals back. */
+/** Patches net, dns and (unless incoming is off) listen for this process; the returned function puts Node's originals back. */
 export function installLayer(remote: Remote, settings: LayerSettings): () => void {
   const log = createLayerLog(settings);
   const policy = createPolicy(settings);
@@ -36,9 +38,16 @@ export function installLayer(remote: Remote, settings: LayerSettings): () => voi
   if (settings.dns.enabled) {
     defineDnsHooks(registry, { ops: new DnsOps(remote, policy, defaultResultOrder), log });
   }
+  // With incoming off, listen is not even hooked: servers bind exactly as the app asks.
+  if (settings.incoming.mode !== 'off') {
+    const ops = new IncomingOps(remote, policy, writeStderrLine, (message) => log.debug(message));
+    defineIncomingHooks(registry, { ops, log });
+  }
   const restore = registry.apply();
   if (settings.dns.enabled) rebindModuleResolvers(log);
-  log.debug(`installed (session ${settings.session}, tcp ${settings.outgoing.tcp ? 'on' : 'off'}, dns ${settings.dns.enabled ? 'remote' : 'local'})`);
+  log.debug(
+    `installed (session ${settings.session}, tcp ${settings.outgoing.tcp ? 'on' : 'off'}, dns ${settings.dns.enabled ? 'remote' : 'local'}, incoming ${settings.incoming.mode})`,
+  );
 
   return () => {
     restore();
@@ -64,6 +73,15 @@ function defaultResultOrder(): ResultOrder {
   const getter = (dns as { getDefaultResultOrder?: () => string }).getDefaultResultOrder;
   const order = getter?.();
   return order === 'ipv4first' || order === 'ipv6first' ? order : 'verbatim';
+}
+
+/** For what the user must hear whatever the log level, such as a port of the target the app will not get. */
+function writeStderrLine(line: string): void {
+  try {
+    writeSync(2, `${line}\n`);
+  } catch {
+    // A closed or non-blocking stderr must never break the app.
+  }
 }
 
 const LEVELS: Record<string, number> = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60, silent: Infinity };

@@ -15,6 +15,12 @@
 //
 // DNS: with dns.enabled, every name is resolved by the target, except "localhost" and IP literals, which
 // getaddrinfo answers without asking anyone.
+//
+// Listening (incoming traffic): the app always listens locally for real. listenPorts picks the local port the
+// layer binds instead of the one the app asked for; a listen is then subscribed, the target's port (after
+// portMapping) sent to it, unless incoming is off, the port is in ignorePorts or missing from `ports`, or the
+// address is loopback while ignoreLocalhost holds. Ports are compared as the app asked for them. Unix sockets
+// never reach the policy: the target has no way to carry them.
 
 import { realpathSync } from 'node:fs';
 import { isIP } from 'node:net';
@@ -35,8 +41,19 @@ export interface ConnectAttempt {
 /** 'resolve-first': the answer depends on the address of a name, which must be resolved before deciding. */
 export type ConnectDecision = Route | 'resolve-first';
 
+export interface ListenAttempt {
+  /** The port the app asked for; for port 0, the ephemeral port it was given. */
+  port: number;
+  /** The address the server is bound to, as server.address() reports it. */
+  address: string;
+}
+
 export interface Policy {
   connect(attempt: ConnectAttempt): ConnectDecision;
+  /** The port to bind locally when the app asks for this one (listenPorts, else the same). */
+  listenPort(asked: number): number;
+  /** The target's port to subscribe for this listen, or null when it stays purely local. */
+  subscribePort(attempt: ListenAttempt): number | null;
   /** Where dns.lookup (getaddrinfo) of this host runs. */
   lookup(hostname: string): Route;
   /** Where resolver queries (dns.resolve*, dns.reverse) run. */
@@ -52,6 +69,12 @@ export function createPolicy(settings: LayerSettings): Policy {
   const listed: Route | null = localList ? 'local' : remoteList ? 'remote' : null;
   const unlisted: Route = listed === 'local' ? 'remote' : 'local';
   const dnsEnabled = settings.dns.enabled;
+  const incoming = settings.incoming;
+  // Later pairs win over earlier ones, as a config that lists a port twice would read.
+  const listenPorts = new Map(incoming.listenPorts);
+  const portMapping = new Map(incoming.portMapping);
+  const ignorePorts = new Set(incoming.ignorePorts);
+  const onlyPorts = incoming.ports === null ? null : new Set(incoming.ports);
 
   return {
     connect(attempt) {
@@ -74,6 +97,17 @@ export function createPolicy(settings: LayerSettings): Policy {
       return 'remote';
     },
     queries: dnsEnabled ? 'remote' : 'local',
+    listenPort(asked) {
+      if (incoming.mode === 'off' || asked === 0) return asked;
+      return listenPorts.get(asked) ?? asked;
+    },
+    subscribePort({ port, address }) {
+      if (incoming.mode === 'off') return null;
+      if (ignorePorts.has(port)) return null;
+      if (onlyPorts !== null && !onlyPorts.has(port)) return null;
+      if (incoming.ignoreLocalhost && isLoopbackAddress(address) && !isUnspecifiedAddress(address)) return null;
+      return portMapping.get(port) ?? port;
+    },
   };
 }
 
@@ -102,6 +136,12 @@ export function isLoopbackAddress(address: string): boolean {
     return mapped !== null && isLoopbackAddress(mapped[1]!);
   }
   return false;
+}
+
+/** 0.0.0.0 and ::: a server bound there listens on every interface, not only on loopback. */
+export function isUnspecifiedAddress(address: string): boolean {
+  if (address === '0.0.0.0' || address === '::ffff:0.0.0.0') return true;
+  return isIP(address) === 6 && /^(0{0,4}:){2,7}0{0,4}$/.test(address.toLowerCase().replace(/%.*$/, ''));
 }
 
 /**

@@ -8,7 +8,10 @@ import type {
   DnsReverseResult,
   GetAddrInfoResult,
   LayerConnectResult,
+  LayerSubscribeRequest,
   Result,
+  SubscribeResult,
+  UnsubscribeResult,
 } from '../protocol/messages.js';
 
 export interface Remote {
@@ -19,4 +22,7 @@ export interface Remote {
   /** A DNS query of one record type against the target's nameservers. */
   query(name: string, rrtype: DnsQueryRequest['rrtype'], ttl?: boolean): Promise<Result<DnsQueryResult>>;
   reverse(address: string): Promise<Result<DnsReverseResult>>;
+  /** Sends the target's traffic for remotePort to the app's real listening port. */
+  subscribe(request: Omit<LayerSubscribeRequest, 'op'>): Promise<Result<SubscribeResult>>;
+  unsubscribe(subscription: number): Promise<Result<UnsubscribeResult>>;
 }

@@ -18,6 +18,20 @@ export interface LayerSettings {
   dns: {
     enabled: boolean;
   };
+  incoming: {
+    /** off: listens stay local and nothing is subscribed. */
+    mode: 'mirror' | 'steal' | 'off';
+    /** mirrord's port_mapping: [local, remote] pairs; the app listens on local, traffic comes from remote. */
+    portMapping: [number, number][];
+    /** mirrord's listen_ports: [asked, actual] pairs; the app asks for asked, the layer listens on actual. */
+    listenPorts: [number, number][];
+    /** Ports (as the app asks for them) that are never subscribed. */
+    ignorePorts: number[];
+    /** When set, only these ports (as the app asks for them) are subscribed. */
+    ports: number[] | null;
+    /** Listens on loopback addresses are not subscribed. */
+    ignoreLocalhost: boolean;
+  };
   /** pino level names; "silent" by default so that the app's own output is untouched. */
   logLevel: string;
 }

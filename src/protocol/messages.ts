@@ -118,8 +118,84 @@ export interface LayerConnectResult extends TcpConnectResult {
   proxyPort: number;
 }
 
-export type AgentRequest = TcpConnectRequest | GetAddrInfoRequest | DnsQueryRequest | DnsReverseRequest | EnvGetRequest;
-export type LayerRequest = LayerConnectRequest | GetAddrInfoRequest | DnsQueryRequest | DnsReverseRequest | EnvGetRequest;
+// --- incoming traffic ---------------------------------------------------------------------------------
+// The app listens on a local port; the layer subscribes the target's port to it. The agent redirects the
+// target's port to itself and, for each connection (or, with an HTTP filter, each matching request), opens a
+// stream to the intproxy and announces it with an IncomingEvent; the intproxy connects that stream to the
+// app's real local port.
+
+export type IncomingMode = 'mirror' | 'steal';
+
+/** mirrord's http_filter, as the config module validated it (one of the kinds, or all_of/any_of of them). */
+export type HttpFilterPart = { header: string } | { path: string } | { method: string };
+export interface HttpFilterSpec {
+  header_filter?: string | undefined;
+  path_filter?: string | undefined;
+  method_filter?: string | undefined;
+  all_of?: HttpFilterPart[] | undefined;
+  any_of?: HttpFilterPart[] | undefined;
+  /** Ports the filter applies to; other ports are stolen whole. Unset: all ports. */
+  ports?: number[] | undefined;
+}
+
+/** Layer → intproxy: the app listens on localPort; subscribe the target's remotePort to it. */
+export interface LayerSubscribeRequest {
+  op: 'incoming.subscribe';
+  /** The target's port, after port_mapping. */
+  remotePort: number;
+  /** Where the app really listens (127.0.0.1 or the address it bound). */
+  localPort: number;
+  localAddress: string;
+}
+export interface SubscribeResult {
+  subscription: number;
+  mode: IncomingMode;
+}
+
+/** Intproxy → agent. */
+export interface AgentSubscribeRequest {
+  op: 'incoming.subscribe';
+  port: number;
+  mode: IncomingMode;
+  filter: HttpFilterSpec | null;
+}
+
+export interface UnsubscribeRequest {
+  op: 'incoming.unsubscribe';
+  subscription: number;
+}
+export type UnsubscribeResult = Record<string, never>;
+
+/** Agent → intproxy: a new stream of incoming traffic for a subscription. */
+export interface IncomingEvent {
+  subscription: number;
+  /** The agent-allocated stream that carries it. */
+  stream: number;
+  /**
+   * connection: the whole connection's bytes (steal) or a copy of what the client sent (mirror: what the app
+   * writes back is discarded); request: one HTTP request that matched the filter, the app's response goes back.
+   */
+  kind: 'connection' | 'request';
+  source: SocketAddress;
+  destination: SocketAddress;
+}
+
+export type AgentRequest =
+  | TcpConnectRequest
+  | GetAddrInfoRequest
+  | DnsQueryRequest
+  | DnsReverseRequest
+  | EnvGetRequest
+  | AgentSubscribeRequest
+  | UnsubscribeRequest;
+export type LayerRequest =
+  | LayerConnectRequest
+  | GetAddrInfoRequest
+  | DnsQueryRequest
+  | DnsReverseRequest
+  | EnvGetRequest
+  | LayerSubscribeRequest
+  | UnsubscribeRequest;
 
 export interface AgentResults {
   'tcp.connect': TcpConnectResult;
@@ -127,6 +203,8 @@ export interface AgentResults {
   'dns.query': DnsQueryResult;
   'dns.reverse': DnsReverseResult;
   'env.get': EnvGetResult;
+  'incoming.subscribe': SubscribeResult;
+  'incoming.unsubscribe': UnsubscribeResult;
 }
 export interface LayerResults extends Omit<AgentResults, 'tcp.connect'> {
   'tcp.connect': LayerConnectResult;
@@ -156,7 +234,8 @@ export type AgentToIntproxy =
   | Hello
   | ResponseMessage<AgentResults>
   | { type: 'pong'; id: number }
-  | { type: 'event'; event: AgentEvent };
+  | { type: 'event'; event: AgentEvent }
+  | ({ type: 'incoming' } & IncomingEvent);
 
 export type LayerToIntproxy = Hello | RequestMessage<LayerRequest>;
 export type IntproxyToLayer = Hello | ResponseMessage<LayerResults>;

@@ -19,7 +19,22 @@ test('defaults: no filter, loopback stays local, TCP and DNS from the target, si
     session: 's1',
     outgoing: { filter: {}, ignoreLocalhost: true, tcp: true },
     dns: { enabled: true },
+    incoming: { mode: 'mirror', portMapping: [], listenPorts: [], ignorePorts: [], ports: null, ignoreLocalhost: false },
     logLevel: 'silent',
+  });
+});
+
+test('the incoming options carry over', () => {
+  const config = configFrom({
+    feature: { network: { incoming: { mode: 'steal', port_mapping: [[3000, 80]], listen_ports: [[80, 8080]], ignore_ports: [9229], ignore_localhost: true } } },
+  });
+  assert.deepEqual(toLayerSettings(config, session).incoming, {
+    mode: 'steal',
+    portMapping: [[3000, 80]],
+    listenPorts: [[80, 8080]],
+    ignorePorts: [9229],
+    ports: null,
+    ignoreLocalhost: true,
   });
 });
 
@@ -33,6 +48,7 @@ test('the outgoing filter, mirrord\'s ignore_localhost, tcp, dns and the layer l
     session: 's1',
     outgoing: { filter: { remote: ['db.internal:5432'] }, ignoreLocalhost: false, tcp: false },
     dns: { enabled: false },
+    incoming: { mode: 'mirror', portMapping: [], listenPorts: [], ignorePorts: [], ports: null, ignoreLocalhost: false },
     logLevel: 'debug',
   });
 });

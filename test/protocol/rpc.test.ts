@@ -15,6 +15,8 @@ function handlers(overrides: Partial<RequestHandlers<AgentRequest, AgentResults>
     'dns.query': unused,
     'dns.reverse': unused,
     'env.get': unused,
+    'incoming.subscribe': unused,
+    'incoming.unsubscribe': unused,
     ...overrides,
   };
 }

@@ -2,6 +2,7 @@
 // the same small app twice (plain, then through `remocal exec`) and prints what the app saw each time.
 // Everything it builds is removed at the end, on Ctrl-C too.
 
+import { get as httpGet } from 'node:http';
 import { join } from 'node:path';
 import { startChild } from '../../core/child.js';
 import { PermissionDeniedError } from '../../core/errors.js';
@@ -43,6 +44,11 @@ export async function runDemo(options: { keep: boolean }): Promise<number> {
     out('\n   Run plainly, the same app finds none of this: no such variables, and the names do not resolve.');
     out('   Here the environment came from the target process, the names were resolved by the pod\'s DNS server');
     out('   (search domain, then its /etc/hosts), and the connection was opened from inside the pod.');
+    out(`\n3. Your local version of the pod's service, on the same port ${pod.ports.target}, through a filtered steal:`);
+    out(`   \`remocal exec -t pid/${pod.pid} -f demo/steal.json -- node demo/server.mjs\` steals only the requests with the header`);
+    out('   "x-demo: me"; everyone else\'s requests still reach the pod.\n');
+    const stolen = await showFilteredSteal(pod, out);
+    if (stolen !== 0) return stolen;
     if (options.keep && !interrupted) {
       out(`\nThe pod stays up: try \`sudo npx remocal exec -t pid/${pod.pid} -- node\` in another terminal. Ctrl-C removes it.`);
       await new Promise(() => undefined);
@@ -52,11 +58,61 @@ export async function runDemo(options: { keep: boolean }): Promise<number> {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     if (!interrupted) {
-      out('\n3. Removing the demo pod…');
+      out('\n4. Removing the demo pod…');
       await pod.destroy();
       out('   done: no namespace, route or process is left behind.');
     }
   }
+}
+
+/** Runs demo/server.mjs through a filtered steal and sends the pod one request with the header, one without. */
+async function showFilteredSteal(pod: Pod, out: (line: string) => void): Promise<number> {
+  const root = packageRoot();
+  const session = startChild(
+    process.execPath,
+    [distFile('cli.js'), 'exec', '-t', `pid/${pod.pid}`, '-f', join(root, 'demo', 'steal.json'), '--', process.execPath, join(root, 'demo', 'server.mjs'), String(pod.ports.target)],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  let stderr = '';
+  session.stderr!.on('data', (chunk: Buffer) => (stderr += chunk));
+  try {
+    const deadline = Date.now() + 15_000;
+    while (!/remocal: stealing/.test(stderr)) {
+      if (Date.now() > deadline || session.exitCode !== null) {
+        out(`   the session did not start:\n${stderr}`);
+        return 1;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    for (const headers of [{ 'x-demo': 'me' }, {}] as Record<string, string>[]) {
+      const answer = await get(`http://${pod.ip}:${pod.ports.target}/orders`, headers);
+      const label = headers['x-demo'] === undefined ? 'without the header' : 'with x-demo: me   ';
+      out(`   GET /orders ${label} → ${answer}`);
+    }
+    return 0;
+  } finally {
+    session.kill('SIGTERM');
+    await new Promise((resolve) => (session.exitCode !== null ? resolve(undefined) : session.once('exit', resolve)));
+  }
+}
+
+function get(url: string, headers: Record<string, string>): Promise<string> {
+  return new Promise((resolve) => {
+    const request = httpGet(url, { headers, agent: false, timeout: 5000 }, (response) => {
+      let body = '';
+      response.setEncoding('utf8');
+      response.on('data', (chunk: string) => (body += chunk));
+      response.on('end', () => {
+        try {
+          resolve(`answered by ${(JSON.parse(body) as { from: string }).from}`);
+        } catch {
+          resolve(`${response.statusCode} ${body.slice(0, 80)}`);
+        }
+      });
+    });
+    request.on('timeout', () => request.destroy(new Error('timed out')));
+    request.on('error', (error) => resolve(`failed: ${error.message}`));
+  });
 }
 
 function relay(command: string, args: string[], env: NodeJS.ProcessEnv, out: (line: string) => void): Promise<number> {
