@@ -110,7 +110,7 @@ export class IncomingService {
       routeHttpConnection(client, {
         matches: (head) => filter(head),
         connectOriginal: () => connectOriginal(original),
-        openSubscriber: async () => this.openStream(subscription, 'request', source, destination),
+        openSubscriber: async () => socketLike(this.openStream(subscription, 'request', source, destination)),
       });
     } else {
       splice(client, this.openStream(subscription, 'connection', source, destination));
@@ -144,6 +144,21 @@ export class IncomingService {
     this.link.send({ type: 'incoming', subscription: subscription.id, stream: stream.id, kind, source, destination });
     return stream;
   }
+}
+
+/**
+ * Node's HTTP client treats the connection it is given as a net.Socket and calls its socket methods (keep-alive,
+ * no-delay, timeouts) along the way. A link stream has no socket underneath: the real sockets are the app's,
+ * on the other side, so those calls have nothing to do here.
+ */
+function socketLike(stream: Duplex): Duplex {
+  const methods = ['setKeepAlive', 'setNoDelay', 'setTimeout', 'ref', 'unref'] as const;
+  for (const method of methods) {
+    if (typeof (stream as unknown as Record<string, unknown>)[method] !== 'function') {
+      Object.defineProperty(stream, method, { value: () => stream, configurable: true });
+    }
+  }
+  return stream;
 }
 
 function address(host: string | undefined, port: number | undefined): SocketAddress {

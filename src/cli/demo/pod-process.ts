@@ -12,6 +12,7 @@
 
 import dgram from 'node:dgram';
 import http from 'node:http';
+import http2 from 'node:http2';
 import net from 'node:net';
 import os from 'node:os';
 import dnsPacket from 'dns-packet';
@@ -281,19 +282,30 @@ function startEcho(address: string, port: number): Promise<net.Server> {
   return listenOnce('api-echo', address, port, server, () => server.listen(port, address));
 }
 
-function startTarget(config: PodProcessConfig['target']): Promise<http.Server> {
-  const server = http.createServer(
-    jsonHandler('target', (request, body) => ({
-      from: 'target',
-      hostname: os.hostname(),
-      pid: process.pid,
-      method: request.method,
-      path: request.url,
-      headers: request.headers,
-      body,
-      remoteAddress: request.socket.remoteAddress,
-    })),
-  );
+function startTarget(config: PodProcessConfig['target']): Promise<net.Server> {
+  const handler = jsonHandler('target', (request, body) => ({
+    from: 'target',
+    hostname: os.hostname(),
+    pid: process.pid,
+    method: request.method,
+    path: request.url,
+    headers: request.headers,
+    body,
+    remoteAddress: request.socket.remoteAddress,
+  }));
+  // Like many real services (gRPC gateways, say), the target speaks HTTP/1.1 and h2c with prior knowledge on
+  // one port, so that HTTP/2 clients can be tested against it too.
+  const http1 = http.createServer(handler);
+  const h2c = http2.createServer(handler as unknown as (request: http2.Http2ServerRequest, response: http2.Http2ServerResponse) => void);
+  const server = net.createServer((socket) => {
+    socket.on('error', () => {});
+    socket.once('readable', () => {
+      const head: Buffer | null = socket.read();
+      if (head === null) return;
+      socket.unshift(head);
+      (head.toString('latin1').startsWith('PRI * HTTP/2.0') ? h2c : http1).emit('connection', socket);
+    });
+  });
   return listenOnce('target-http', config.host, config.port, server, () => server.listen(config.port, config.host));
 }
 
