@@ -3,7 +3,7 @@
 
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -39,6 +39,7 @@ export function nodeBinaries(): NodeBinary[] {
 }
 
 const workDir = mkdtempSync(join(tmpdir(), 'remocal-layer-test-'));
+process.on('exit', () => rmSync(workDir, { recursive: true, force: true }));
 
 let scenarioBundle: Promise<string> | undefined;
 

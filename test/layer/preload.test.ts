@@ -5,7 +5,7 @@
 
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -26,6 +26,7 @@ let layerBundle: string;
 let echo: net.Server;
 let echoPort: number;
 const dir = mkdtempSync(join(tmpdir(), 'remocal-preload-'));
+process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
 // A second preload, given before the layer, that records every Node process and thread that starts.
 const recorder = join(dir, 'recorder.cjs');
 writeFileSync(
