@@ -44,8 +44,8 @@ export async function startAgent(options: AgentOptions): Promise<string> {
   const closed = new Promise<string>((resolve) =>
     link.once('close', (error?: Error) => {
       const reason = error ? `link failed: ${error.message}` : 'link closed';
-      // The rules must be gone before the agent reports that it is.
-      void incoming.close().finally(() => resolve(reason));
+      // The rules go at once; connections the agent accepted for the target are finished, not cut.
+      void incoming.drain().finally(() => resolve(reason));
     }),
   );
   // Serving starts before the handshake completes: the peer's first request may arrive in the same read as
@@ -62,6 +62,7 @@ export async function startAgent(options: AgentOptions): Promise<string> {
     'env.get': () => readTargetEnv(pid),
     'incoming.subscribe': (request) => incoming.subscribe(request),
     'incoming.unsubscribe': (request) => incoming.unsubscribe(request.subscription),
+    'session.close': async () => ({ ok: true, value: { draining: await incoming.stopTaking() } }),
   });
   await link.handshake(10_000);
   log.info({ target: pid ?? options.netns }, 'agent ready');

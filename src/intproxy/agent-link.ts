@@ -29,7 +29,9 @@ export interface AgentConnection {
 
 export async function connectAgent(launch: AgentLaunch, options: { log: Logger; startupTimeoutMs: number; onStderr: (chunk: Buffer) => void }): Promise<AgentConnection> {
   const { log } = options;
-  const child: ChildProcess = startChild(launch.command, launch.args, { stdio: ['pipe', 'pipe', 'pipe'], log });
+  // Not killed when the intproxy exits: an agent finishing the target's connections after the session (see
+  // close() below) exits on its own, and any agent exits when its link closes.
+  const child: ChildProcess = startChild(launch.command, launch.args, { stdio: ['pipe', 'pipe', 'pipe'], log, keepOnExit: true });
   child.stderr!.on('data', options.onStderr);
   const stderrTail: string[] = [];
   child.stderr!.on('data', (chunk: Buffer) => {
@@ -88,14 +90,23 @@ export async function connectAgent(launch: AgentLaunch, options: { log: Logger; 
   }
   log.info({ agent: hello.info }, 'agent connected');
 
+  const rpc = new RpcClient<AgentRequest, AgentResults>(link);
   return {
     link,
-    rpc: new RpcClient<AgentRequest, AgentResults>(link),
+    rpc,
     hello,
     lost,
     async close() {
       closing = true;
+      // The agent removes its rules before it answers; if it still finishes connections it accepted for the
+      // target, it is left to do so (bounded on its side) rather than killed.
+      const answer = await rpc.request({ op: 'session.close' }, 3000).catch(() => null);
       link.close();
+      if (answer?.ok && answer.value.draining > 0) {
+        log.info({ connections: answer.value.draining }, 'agent finishes accepted connections on its own');
+        child.unref();
+        return;
+      }
       const timer = setTimeout(() => child.kill('SIGKILL'), 2000);
       await exited;
       clearTimeout(timer);

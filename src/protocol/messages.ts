@@ -180,7 +180,20 @@ export interface IncomingEvent {
   destination: SocketAddress;
 }
 
+/**
+ * Intproxy → agent, as the session ends: stop taking the target's traffic now (rules removed before the answer),
+ * and say how many accepted connections the agent still finishes on its own. The agent then drains them after
+ * the link closes, so a session ending never cuts a connection that was not the session's.
+ */
+export interface SessionCloseRequest {
+  op: 'session.close';
+}
+export interface SessionCloseResult {
+  draining: number;
+}
+
 export type AgentRequest =
+  | SessionCloseRequest
   | TcpConnectRequest
   | GetAddrInfoRequest
   | DnsQueryRequest
@@ -205,8 +218,9 @@ export interface AgentResults {
   'env.get': EnvGetResult;
   'incoming.subscribe': SubscribeResult;
   'incoming.unsubscribe': UnsubscribeResult;
+  'session.close': SessionCloseResult;
 }
-export interface LayerResults extends Omit<AgentResults, 'tcp.connect'> {
+export interface LayerResults extends Omit<AgentResults, 'tcp.connect' | 'session.close'> {
   'tcp.connect': LayerConnectResult;
 }
 

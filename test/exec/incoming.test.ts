@@ -231,6 +231,30 @@ describe('incoming traffic', () => {
     }
   });
 
+  it('a session ending does not cut the target\'s connections: the next answer on them says Connection: close', async () => {
+    const project = writeApp({});
+    mkdirSync(join(project.dir, '.remocal'));
+    writeFileSync(join(project.dir, '.remocal', 'config.json'), JSON.stringify({ feature: { network: { incoming: { mode: 'steal', http_filter: { header_filter: '^x-dev: alice$' } } } } }));
+    const s = await session([], [], project.dir);
+    const socket = connect({ host: pod.ip, port: pod.ports.target });
+    let text = '';
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk) => (text += chunk));
+    try {
+      socket.write('GET /before HTTP/1.1\r\nHost: pod\r\n\r\n');
+      await waitFor(() => text.includes('"from":"target"'), 'the first answer');
+      await s.stop();
+      text = '';
+      socket.write('GET /after HTTP/1.1\r\nHost: pod\r\n\r\n');
+      await waitFor(() => text.includes('"from":"target"'), `the answer after the session ended (got: ${text})`);
+      assert.match(text, /^HTTP\/1\.1 200/);
+      assert.match(text, /\r\nConnection: close\r\n/i);
+    } finally {
+      socket.destroy();
+      project.remove();
+    }
+  });
+
   it('h2c: streams are routed one by one', async () => {
     const project = writeApp({});
     mkdirSync(join(project.dir, '.remocal'));

@@ -17,6 +17,7 @@ function handlers(overrides: Partial<RequestHandlers<AgentRequest, AgentResults>
     'env.get': unused,
     'incoming.subscribe': unused,
     'incoming.unsubscribe': unused,
+    'session.close': unused,
     ...overrides,
   };
 }

@@ -28,6 +28,11 @@ export interface HttpRouterOptions {
   connectOriginal(): Promise<Duplex>;
   /** A fresh byte stream to the developer's app, carrying exactly one request (or one upgraded connection). */
   openSubscriber(head: HttpRequestHead): Promise<Duplex>;
+  /**
+   * True once the session is over and the agent only finishes what it accepted: every further response says
+   * `Connection: close`, so the client ends the connection itself instead of racing a close from us.
+   */
+  draining?(): boolean;
   /** What to do with a connection that is not HTTP/1.x; by default its bytes are piped to `connectOriginal()`. */
   passThrough?(client: net.Socket): void;
   /**
@@ -112,6 +117,17 @@ function splice(a: Duplex, b: Duplex): void {
   b.on('close', () => a.destroy());
 }
 
+/** The upstream's headers with its Connection header replaced by `Connection: close`. */
+function withConnectionClose(rawHeaders: readonly string[]): string[] {
+  const kept: string[] = [];
+  for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
+    if (rawHeaders[i]!.toLowerCase() === 'connection' || rawHeaders[i]!.toLowerCase() === 'keep-alive') continue;
+    kept.push(rawHeaders[i]!, rawHeaders[i + 1]!);
+  }
+  kept.push('Connection', 'close');
+  return kept;
+}
+
 function serveHttp1(client: net.Socket, options: HttpRouterOptions): void {
   const server = http.createServer({
     // Timeouts are the original server's business: ours must never be the reason a connection ends.
@@ -145,9 +161,9 @@ function serveHttp1(client: net.Socket, options: HttpRouterOptions): void {
     response.sendDate = false;
     const head = requestHead(request);
     if (options.matches(head)) {
-      forwardRequest(request, response, head, { subscriber: () => options.openSubscriber(head) }, LOCAL_APP_DID_NOT_ANSWER);
+      forwardRequest(request, response, head, { subscriber: () => options.openSubscriber(head) }, LOCAL_APP_DID_NOT_ANSWER, options.draining);
     } else {
-      forwardRequest(request, response, head, { agent: originalAgent }, ORIGINAL_DID_NOT_ANSWER);
+      forwardRequest(request, response, head, { agent: originalAgent }, ORIGINAL_DID_NOT_ANSWER, options.draining);
     }
   };
   server.on('request', onRequest);
@@ -193,7 +209,14 @@ function serializeHead(head: HttpRequestHead): string {
 
 type Upstream = { agent: http.Agent } | { subscriber: () => Promise<Duplex> };
 
-function forwardRequest(request: http.IncomingMessage, response: http.ServerResponse, head: HttpRequestHead, upstream: Upstream, failureBody: string): void {
+function forwardRequest(
+  request: http.IncomingMessage,
+  response: http.ServerResponse,
+  head: HttpRequestHead,
+  upstream: Upstream,
+  failureBody: string,
+  closing?: () => boolean,
+): void {
   let answered = false;
   const fail = () => {
     if (answered) return;
@@ -219,7 +242,8 @@ function forwardRequest(request: http.IncomingMessage, response: http.ServerResp
     });
     outgoing.on('continue', () => response.writeContinue());
     outgoing.on('response', (upstreamResponse) => {
-      response.writeHead(upstreamResponse.statusCode ?? 502, upstreamResponse.statusMessage, upstreamResponse.rawHeaders);
+      const rawHeaders = closing?.() ? withConnectionClose(upstreamResponse.rawHeaders) : upstreamResponse.rawHeaders;
+      response.writeHead(upstreamResponse.statusCode ?? 502, upstreamResponse.statusMessage, rawHeaders);
       upstreamResponse.pipe(response, { end: false });
       upstreamResponse.on('end', () => {
         answered = true;

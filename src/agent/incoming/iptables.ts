@@ -134,6 +134,24 @@ export function addRedirect(backend: IptablesBackend, chain: string, port: numbe
   return restore(backend, [`-A ${chain} ${redirectRule(port, agentPort)}`]);
 }
 
+// Deleting a REDIRECT rule drops the connections it already redirected (checked on this kernel, with both
+// backends: the next packet of such a connection is answered with a reset). So a port or a session stops taking
+// *new* connections with a RETURN for the NEW state in front of its REDIRECT, and the REDIRECT itself goes only
+// once the connections it carries are finished.
+function newConnectionsBypass(port: number | null): string {
+  return `${port === null ? '' : `-p tcp -m tcp --dport ${port} `}-m conntrack --ctstate NEW -j RETURN`;
+}
+
+/** New connections to `port` (all ports: null) reach the target directly; existing ones stay as they are. */
+export function bypassNewConnections(backend: IptablesBackend, chain: string, port: number | null): Promise<void> {
+  return restore(backend, [`-I ${chain} 1 ${newConnectionsBypass(port)}`]);
+}
+
+/** Undoes bypassNewConnections for a port subscribed again. */
+export function takeNewConnections(backend: IptablesBackend, chain: string, port: number): Promise<void> {
+  return restore(backend, [`-D ${chain} ${newConnectionsBypass(port)}`]);
+}
+
 export function removeRedirect(backend: IptablesBackend, chain: string, port: number, agentPort: number): Promise<void> {
   return restore(backend, [`-D ${chain} ${redirectRule(port, agentPort)}`]);
 }

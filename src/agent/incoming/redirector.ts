@@ -17,8 +17,9 @@ import {
   chainNameFor,
   createChain,
   detectBackend,
+  bypassNewConnections,
   removeChain,
-  removeRedirect,
+  takeNewConnections,
   type IptablesBackend,
 } from './iptables.js';
 import { startCleanupSupervisor, type CleanupSupervisor } from './supervisor.js';
@@ -51,6 +52,8 @@ interface Rules {
 export class Redirector {
   readonly chain: string;
   private readonly redirections = new Map<number, Promise<Redirection>>();
+  /** Ports that take no new connections, but whose stolen connections are still served. */
+  private readonly released = new Set<number>();
   private rules: Promise<Rules> | undefined;
   private closing: Promise<void> | undefined;
 
@@ -77,22 +80,33 @@ export class Redirector {
       this.redirections.set(port, redirection);
       // A failed redirect leaves nothing behind, so the next call may try again.
       redirection.catch(() => this.redirections.delete(port));
+    } else if (this.released.delete(port)) {
+      // Released earlier in this session and kept for its connections: take new ones again.
+      redirection = redirection.then(async (existing) => {
+        await takeNewConnections((await this.setUp()).backend, this.chain, port);
+        return existing;
+      });
     }
     return redirection;
   }
 
-  /** Stops stealing `port`. Connections already stolen stay open; new ones reach the original server. */
+  /**
+   * Stops stealing new connections to `port`; connections already stolen go on (their REDIRECT stays until the
+   * redirector closes, see iptables.ts for why), and the listener keeps serving them.
+   */
   async release(port: number): Promise<void> {
     const redirection = this.redirections.get(port);
-    if (redirection === undefined) return;
-    this.redirections.delete(port);
-    const { listener, agentPort } = await redirection;
-    const { backend } = await this.setUp();
-    try {
-      await removeRedirect(backend, this.chain, port, agentPort);
-    } finally {
-      listener.close();
-    }
+    if (redirection === undefined || this.released.has(port)) return;
+    await redirection;
+    this.released.add(port);
+    await bypassNewConnections((await this.setUp()).backend, this.chain, port);
+  }
+
+  /** No new connection is stolen any more, on any port; those already stolen go on. */
+  async stopNewConnections(): Promise<void> {
+    if (this.rules === undefined || this.closing !== undefined) return;
+    const { backend } = await this.rules;
+    await bypassNewConnections(backend, this.chain, null);
   }
 
   /** Removes every rule and listener. Idempotent. */

@@ -29,6 +29,9 @@ import { routeHttpConnection } from './http-router.js';
 import { Redirector, type OriginalDestination } from './redirector.js';
 import { removeStaleChains } from './stale.js';
 
+/** After the session, connections the agent accepted get this long to finish before they are cut. */
+export const MAX_DRAIN_MS = 30_000;
+
 /** A mirror copy further behind than this is dropped rather than buffered. */
 const MIRROR_BACKLOG_LIMIT = 8 * 1024 * 1024;
 
@@ -44,6 +47,11 @@ export class IncomingService {
   private readonly subscriptions = new Map<number, Subscription>();
   private readonly byPort = new Map<number, Subscription>();
   private nextId = 1;
+  /** Once the session is over: nothing new goes to it, and accepted connections are finished. */
+  private draining = false;
+  private readonly clients = new Set<Socket>();
+  private drained: (() => void) | undefined;
+  private stopped: Promise<number> | undefined;
 
   constructor(
     private readonly link: Link<AgentToIntproxy, IntproxyToAgent>,
@@ -94,9 +102,41 @@ export class IncomingService {
     return this.redirector?.close() ?? Promise.resolve();
   }
 
+  /** The session ends: rules go now; returns how many accepted connections are still open. */
+  stopTaking(): Promise<number> {
+    this.stopped ??= (async () => {
+      this.draining = true;
+      if (this.clients.size === 0) await this.close();
+      else await this.redirector?.stopNewConnections();
+      return this.clients.size;
+    })();
+    return this.stopped;
+  }
+
+  /** Resolves once every accepted connection has closed, cutting those still open after `maxMs`. */
+  async drain(maxMs = MAX_DRAIN_MS): Promise<void> {
+    await this.stopTaking();
+    if (this.clients.size === 0) return this.close();
+    this.log.info({ connections: this.clients.size }, 'finishing accepted connections before exiting');
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, maxMs);
+      this.drained = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+    for (const client of this.clients) client.destroy();
+    await this.close();
+  }
+
   private onConnection(client: Socket, original: OriginalDestination): void {
+    this.clients.add(client);
+    client.once('close', () => {
+      this.clients.delete(client);
+      if (this.clients.size === 0) this.drained?.();
+    });
     const subscription = this.byPort.get(original.port);
-    if (subscription === undefined) {
+    if (subscription === undefined || this.draining) {
       // Released while this connection was on its way: it belongs to the target.
       passThrough(client, original);
       return;
@@ -108,7 +148,9 @@ export class IncomingService {
     } else if (subscription.filter !== null && subscription.filter.appliesToPort(original.port)) {
       const filter = subscription.filter;
       routeHttpConnection(client, {
-        matches: (head) => filter(head),
+        // Once the session is gone, every request is the target's again, on the connections it already has.
+        matches: (head) => !this.draining && filter(head),
+        draining: () => this.draining,
         connectOriginal: () => connectOriginal(original),
         openSubscriber: async () => socketLike(this.openStream(subscription, 'request', source, destination)),
       });
