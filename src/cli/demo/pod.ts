@@ -422,12 +422,19 @@ function selfIdentity(): ProcessIdentity {
   return identity;
 }
 
+// Where the next search for a free index starts. Each process starts elsewhere and moves on after each claim,
+// so an index just freed is not at once taken again by another process while its owner still checks that it
+// left nothing behind.
+let nextIndexOffset = process.pid % (LAST_INDEX - FIRST_INDEX + 1);
+
 /**
- * Takes the first free index. Both the state dir (mkdir) and the netns (`ip netns add`) are created
+ * Takes a free index. Both the state dir (mkdir) and the netns (`ip netns add`) are created
  * atomically and fail if they exist, so two processes building pods at once never get the same index.
  */
 async function claimIndex(withIpv6: boolean): Promise<PodLayout> {
-  for (let index = FIRST_INDEX; index <= LAST_INDEX; index++) {
+  const count = LAST_INDEX - FIRST_INDEX + 1;
+  for (let attempt = 0; attempt < count; attempt++) {
+    const index = FIRST_INDEX + ((nextIndexOffset + attempt) % count);
     const layout = layoutFor(index, withIpv6);
     try {
       await mkdir(layout.stateDir);
@@ -438,7 +445,10 @@ async function claimIndex(withIpv6: boolean): Promise<PodLayout> {
     await writeOwnerRecord(layout.stateDir, { owner: selfIdentity() });
     const args = ['netns', 'add', layout.name];
     const result = await runCommand('ip', args);
-    if (!isFailure(result)) return layout;
+    if (!isFailure(result)) {
+      nextIndexOffset = (index - FIRST_INDEX + 1) % count;
+      return layout;
+    }
     await rm(layout.stateDir, { recursive: true, force: true });
     // A netns without a state dir is a leftover that cleanupStalePods() will remove; take the next index.
     if (/File exists/.test(result.stderr)) continue;
