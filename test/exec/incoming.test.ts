@@ -255,6 +255,35 @@ describe('incoming traffic', () => {
     }
   });
 
+  it('starting a steal does not reset the target\'s established connections (regression: conntrack starts with the first nat rule)', async () => {
+    // A fresh pod: no nat rule has ever existed in it, so conntrack picks up this connection mid-stream.
+    const fresh = await createPod();
+    const socket = connect({ host: fresh.ip, port: fresh.ports.target });
+    let text = '';
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk) => (text += chunk));
+    let error: Error | undefined;
+    socket.on('error', (caught) => (error = caught));
+    const run = startRemocal(['exec', '-t', `pid/${fresh.pid}`, '--steal', '--', process.execPath, join(app.dir, 'app.mjs')], { cwd: app.dir });
+    let stderr = '';
+    run.child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk));
+    try {
+      socket.write('GET /established HTTP/1.1\r\nHost: pod\r\n\r\n');
+      await waitFor(() => text.includes('"from":"target"'), 'the first answer');
+      await waitFor(() => /remocal: stealing/.test(stderr), 'the steal to start');
+      text = '';
+      socket.write('GET /still-the-target HTTP/1.1\r\nHost: pod\r\n\r\n');
+      await waitFor(() => text.includes('"from":"target"') || error !== undefined, 'the second answer');
+      assert.equal(error, undefined);
+      assert.match(text, /"path":"\/still-the-target"/);
+    } finally {
+      socket.destroy();
+      run.child.kill('SIGTERM');
+      await run.done;
+      await fresh.destroy();
+    }
+  });
+
   it('h2c: streams are routed one by one', async () => {
     const project = writeApp({});
     mkdirSync(join(project.dir, '.remocal'));

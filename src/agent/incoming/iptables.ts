@@ -126,8 +126,11 @@ export function createChain(backend: IptablesBackend, chain: string, ownerPid: n
   ]);
 }
 
+// Only connections that start while the rule exists (a SYN): conntrack in a namespace often begins with our
+// first nat rule, and then picks up the target's established connections mid-stream as "new" ones; without
+// --syn their next packet would be redirected to the agent, which knows nothing of them, and they would be reset.
 function redirectRule(port: number, agentPort: number): string {
-  return `-p tcp -m tcp --dport ${port} -j REDIRECT --to-ports ${agentPort}`;
+  return `-p tcp -m tcp --dport ${port} --syn -j REDIRECT --to-ports ${agentPort}`;
 }
 
 export function addRedirect(backend: IptablesBackend, chain: string, port: number, agentPort: number): Promise<void> {
