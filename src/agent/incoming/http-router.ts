@@ -117,6 +117,15 @@ function splice(a: Duplex, b: Duplex): void {
   b.on('close', () => a.destroy());
 }
 
+function isSafeWithoutBody(head: HttpRequestHead): boolean {
+  if (!['GET', 'HEAD', 'OPTIONS'].includes(head.method.toUpperCase())) return false;
+  for (let i = 0; i + 1 < head.rawHeaders.length; i += 2) {
+    const name = head.rawHeaders[i]!.toLowerCase();
+    if (name === 'transfer-encoding' || (name === 'content-length' && head.rawHeaders[i + 1] !== '0')) return false;
+  }
+  return true;
+}
+
 /** The upstream's headers with its Connection header replaced by `Connection: close`. */
 function withConnectionClose(rawHeaders: readonly string[]): string[] {
   const kept: string[] = [];
@@ -152,8 +161,20 @@ function serveHttp1(client: net.Socket, options: HttpRouterOptions): void {
     );
     return undefined as unknown as net.Socket;
   };
+  // Likewise one connection to the app, kept alive across this client's matching requests: a new stream and a
+  // new connection to the app per request cost more than the request itself.
+  let subscriberHead: HttpRequestHead | undefined;
+  const subscriberAgent = new http.Agent({ keepAlive: true, maxSockets: 1, maxFreeSockets: 1 });
+  subscriberAgent.createConnection = (_options, callback) => {
+    options.openSubscriber(subscriberHead!).then(
+      (stream) => callback?.(null, stream as net.Socket),
+      (error: unknown) => callback?.(error instanceof Error ? error : new Error(String(error)), undefined as unknown as net.Socket),
+    );
+    return undefined as unknown as net.Socket;
+  };
   client.on('close', () => {
     originalAgent.destroy();
+    subscriberAgent.destroy();
     server.close();
   });
 
@@ -161,7 +182,8 @@ function serveHttp1(client: net.Socket, options: HttpRouterOptions): void {
     response.sendDate = false;
     const head = requestHead(request);
     if (options.matches(head)) {
-      forwardRequest(request, response, head, { subscriber: () => options.openSubscriber(head) }, LOCAL_APP_DID_NOT_ANSWER, options.draining);
+      subscriberHead = head;
+      forwardRequest(request, response, head, { agent: subscriberAgent }, LOCAL_APP_DID_NOT_ANSWER, options.draining);
     } else {
       forwardRequest(request, response, head, { agent: originalAgent }, ORIGINAL_DID_NOT_ANSWER, options.draining);
     }
@@ -233,15 +255,27 @@ function forwardRequest(
     response.end(failureBody);
   };
 
+  let retried = false;
   const send = (connection: http.RequestOptions) => {
     const outgoing = http.request({ method: head.method, path: head.path, headers: [...head.rawHeaders] as unknown as http.OutgoingHttpHeaders, setHost: false, ...connection });
-    outgoing.on('error', fail);
+    let responded = false;
+    outgoing.on('error', () => {
+      // A kept-alive connection the upstream closed just as this request went out: nothing was processed,
+      // and a safe request without a body can go again on a new connection, as browsers and undici do.
+      if (outgoing.reusedSocket && !responded && !retried && isSafeWithoutBody(head)) {
+        retried = true;
+        send(connection);
+        return;
+      }
+      fail();
+    });
     // The client went away mid-exchange: a half-sent request must not stay on the kept-alive upstream.
     response.on('close', () => {
       if (!response.writableFinished) outgoing.destroy();
     });
     outgoing.on('continue', () => response.writeContinue());
     outgoing.on('response', (upstreamResponse) => {
+      responded = true;
       const rawHeaders = closing?.() ? withConnectionClose(upstreamResponse.rawHeaders) : upstreamResponse.rawHeaders;
       response.writeHead(upstreamResponse.statusCode ?? 502, upstreamResponse.statusMessage, rawHeaders);
       upstreamResponse.pipe(response, { end: false });
