@@ -54,6 +54,14 @@ after(async () => {
   await pod?.destroy();
 });
 
+/** A project directory whose .remocal/config.json sets feature.network.incoming. */
+function projectWithIncoming(incoming: Record<string, unknown>): { dir: string; remove: () => void } {
+  const project = writeApp({});
+  mkdirSync(join(project.dir, '.remocal'));
+  writeFileSync(join(project.dir, '.remocal', 'config.json'), JSON.stringify({ feature: { network: { incoming } } }));
+  return project;
+}
+
 interface Session {
   stdout: () => string;
   stderr: () => string;
@@ -140,21 +148,10 @@ describe('incoming traffic', () => {
   });
 
   it('filtered steal: on one keep-alive connection, matching requests go to the app and the rest to the target', async () => {
-    const project = writeApp({});
-    mkdirSync(join(project.dir, '.remocal'));
-    writeFileSync(
-      join(project.dir, '.remocal', 'config.json'),
-      JSON.stringify({
-        feature: {
-          network: {
-            incoming: {
-              mode: 'steal',
-              http_filter: { any_of: [{ header: '^x-dev: alice$' }, { path: '^/alice/' }, { method: 'DELETE' }] },
-            },
-          },
-        },
-      }),
-    );
+    const project = projectWithIncoming({
+      mode: 'steal',
+      http_filter: { any_of: [{ header: '^x-dev: alice$' }, { path: '^/alice/' }, { method: 'DELETE' }] },
+    });
     const s = await session([], [], project.dir);
     try {
       const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
@@ -190,9 +187,7 @@ describe('incoming traffic', () => {
   });
 
   it('filtered steal: pipelined requests in one write are answered in order', async () => {
-    const project = writeApp({});
-    mkdirSync(join(project.dir, '.remocal'));
-    writeFileSync(join(project.dir, '.remocal', 'config.json'), JSON.stringify({ feature: { network: { incoming: { mode: 'steal', http_filter: { header_filter: '^x-dev: alice$' } } } } }));
+    const project = projectWithIncoming({ mode: 'steal', http_filter: { header_filter: '^x-dev: alice$' } });
     const filtered = await session([], [], project.dir);
     try {
       const socket = connect({ host: pod.ip, port: pod.ports.target });
@@ -214,9 +209,7 @@ describe('incoming traffic', () => {
   });
 
   it('filtered steal: the local app failing gives a 502 that says so, and the rest still reaches the target', async () => {
-    const project = writeApp({});
-    mkdirSync(join(project.dir, '.remocal'));
-    writeFileSync(join(project.dir, '.remocal', 'config.json'), JSON.stringify({ feature: { network: { incoming: { mode: 'steal', http_filter: { path_filter: '^/crash' } } } } }));
+    const project = projectWithIncoming({ mode: 'steal', http_filter: { path_filter: '^/crash' } });
     const s = await session([], [], project.dir);
     try {
       const crashed = await request('/crash');
@@ -232,9 +225,7 @@ describe('incoming traffic', () => {
   });
 
   it('a session ending does not cut the target\'s connections: the next answer on them says Connection: close', async () => {
-    const project = writeApp({});
-    mkdirSync(join(project.dir, '.remocal'));
-    writeFileSync(join(project.dir, '.remocal', 'config.json'), JSON.stringify({ feature: { network: { incoming: { mode: 'steal', http_filter: { header_filter: '^x-dev: alice$' } } } } }));
+    const project = projectWithIncoming({ mode: 'steal', http_filter: { header_filter: '^x-dev: alice$' } });
     const s = await session([], [], project.dir);
     const socket = connect({ host: pod.ip, port: pod.ports.target });
     let text = '';
@@ -285,9 +276,7 @@ describe('incoming traffic', () => {
   });
 
   it('h2c: streams are routed one by one', async () => {
-    const project = writeApp({});
-    mkdirSync(join(project.dir, '.remocal'));
-    writeFileSync(join(project.dir, '.remocal', 'config.json'), JSON.stringify({ feature: { network: { incoming: { mode: 'steal', http_filter: { header_filter: '^x-dev: alice$' } } } } }));
+    const project = projectWithIncoming({ mode: 'steal', http_filter: { header_filter: '^x-dev: alice$' } });
     const s = await session([], [], project.dir);
     const client = http2.connect(`http://${pod.ip}:${pod.ports.target}`);
     try {
@@ -311,9 +300,7 @@ describe('incoming traffic', () => {
   });
 
   it('a matching websocket upgrade moves the whole connection to the app', async () => {
-    const project = writeApp({});
-    mkdirSync(join(project.dir, '.remocal'));
-    writeFileSync(join(project.dir, '.remocal', 'config.json'), JSON.stringify({ feature: { network: { incoming: { mode: 'steal', http_filter: { path_filter: '^/ws' } } } } }));
+    const project = projectWithIncoming({ mode: 'steal', http_filter: { path_filter: '^/ws' } });
     const s = await session([], [], project.dir);
     try {
       const socket = connect({ host: pod.ip, port: pod.ports.target });
@@ -332,9 +319,7 @@ describe('incoming traffic', () => {
   });
 
   it('port_mapping: the app listens on another local port and gets the target\'s port', async () => {
-    const project = writeApp({});
-    mkdirSync(join(project.dir, '.remocal'));
-    writeFileSync(join(project.dir, '.remocal', 'config.json'), JSON.stringify({ feature: { network: { incoming: { mode: 'steal', port_mapping: [[18080, 8080]] } } } }));
+    const project = projectWithIncoming({ mode: 'steal', port_mapping: [[18080, 8080]] });
     const s = await session([], ['18080'], project.dir);
     try {
       assert.match(s.stderr(), /stealing port 8080 of pid\/\d+: its traffic goes to your app on local port 18080/);
