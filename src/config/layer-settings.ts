@@ -15,7 +15,10 @@ export function toLayerSettings(config: RemocalConfig, session: { socket: string
       ignoreLocalhost: outgoing.ignore_localhost,
       tcp: outgoing.tcp,
     },
-    dns: { enabled: dns.enabled },
+    dns: {
+      enabled: dns.enabled,
+      filter: dns.filter === undefined ? {} : dns.filter.local !== undefined ? { local: [...dns.filter.local] } : { remote: [...dns.filter.remote] },
+    },
     incoming: {
       mode: incoming.mode,
       portMapping: incoming.port_mapping.map(([local, remote]) => [local, remote] as [number, number]),

@@ -69,6 +69,8 @@ export function createPolicy(settings: LayerSettings): Policy {
   const listed: Route | null = localList ? 'local' : remoteList ? 'remote' : null;
   const unlisted: Route = listed === 'local' ? 'remote' : 'local';
   const dnsEnabled = settings.dns.enabled;
+  const dnsLocal = nonEmpty(settings.dns.filter?.local)?.map(parseAddressPattern);
+  const dnsRemote = nonEmpty(settings.dns.filter?.remote)?.map(parseAddressPattern);
   const incoming = settings.incoming;
   // Later pairs win over earlier ones, as a config that lists a port twice would read.
   const listenPorts = new Map(incoming.listenPorts);
@@ -94,6 +96,10 @@ export function createPolicy(settings: LayerSettings): Policy {
     lookup(hostname) {
       if (!dnsEnabled) return 'local';
       if (isIP(hostname) || isLocalhostName(hostname)) return 'local';
+      // A name pattern matches the name looked up; the port of a pattern (the DNS server's) is not known here.
+      const named = (pattern: AddressPattern) => pattern.hostname !== null && matchAddressPattern({ ...pattern, port: null, protocol: null }, { protocol: 'udp', hostname, port: 53 });
+      if (dnsLocal?.some(named)) return 'local';
+      if (dnsRemote !== undefined && !dnsRemote.some(named)) return 'local';
       return 'remote';
     },
     queries: dnsEnabled ? 'remote' : 'local',

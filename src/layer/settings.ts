@@ -17,6 +17,8 @@ export interface LayerSettings {
   };
   dns: {
     enabled: boolean;
+    /** mirrord's dns.filter: names listed in `local` resolve locally; or only those in `remote` resolve remotely. */
+    filter: { local?: string[]; remote?: string[] };
   };
   incoming: {
     /** off: listens stay local and nothing is subscribed. */

@@ -18,10 +18,15 @@ test('defaults: no filter, loopback stays local, TCP and DNS from the target, si
     socket: '/run/remocal/s1.sock',
     session: 's1',
     outgoing: { filter: {}, ignoreLocalhost: true, tcp: true },
-    dns: { enabled: true },
+    dns: { enabled: true, filter: {} },
     incoming: { mode: 'mirror', portMapping: [], listenPorts: [], ignorePorts: [], ports: null, ignoreLocalhost: false },
     logLevel: 'silent',
   });
+});
+
+test('the dns filter carries over', () => {
+  const config = configFrom({ feature: { network: { dns: { filter: { local: ['*.corp.example'] } } } } });
+  assert.deepEqual(toLayerSettings(config, session).dns, { enabled: true, filter: { local: ['*.corp.example'] } });
 });
 
 test('the incoming options carry over', () => {
@@ -47,7 +52,7 @@ test('the outgoing filter, mirrord\'s ignore_localhost, tcp, dns and the layer l
     socket: '/run/remocal/s1.sock',
     session: 's1',
     outgoing: { filter: { remote: ['db.internal:5432'] }, ignoreLocalhost: false, tcp: false },
-    dns: { enabled: false },
+    dns: { enabled: false, filter: {} },
     incoming: { mode: 'mirror', portMapping: [], listenPorts: [], ignorePorts: [], ports: null, ignoreLocalhost: false },
     logLevel: 'debug',
   });

@@ -170,6 +170,27 @@ describe('net ops', () => {
   });
 });
 
+describe('dns filter', () => {
+  it('names in the local list resolve locally, all others on the target', () => {
+    const policy = createPolicy(layerSettings({ dnsFilter: { local: ['*.corp.example', 'localonly.test:53'] } }));
+    assert.equal(policy.lookup('db.corp.example'), 'local');
+    assert.equal(policy.lookup('localonly.test'), 'local');
+    assert.equal(policy.lookup('orders-api'), 'remote');
+  });
+
+  it('with a remote list, only the listed names resolve on the target', () => {
+    const policy = createPolicy(layerSettings({ dnsFilter: { remote: ['*.svc.cluster.local', 'orders-api'] } }));
+    assert.equal(policy.lookup('orders-api'), 'remote');
+    assert.equal(policy.lookup('postgres.shop.svc.cluster.local'), 'remote');
+    assert.equal(policy.lookup('registry.npmjs.org'), 'local');
+  });
+
+  it('an IP or subnet pattern names no host, so it does not decide lookups', () => {
+    const policy = createPolicy(layerSettings({ dnsFilter: { local: ['10.0.0.0/8'] } }));
+    assert.equal(policy.lookup('orders-api'), 'remote');
+  });
+});
+
 describe('dns ops', () => {
   it('parses lookup arguments as Node does, and leaves to Node what it answers or rejects itself', () => {
     const done = () => {};
