@@ -1,7 +1,7 @@
 // The one place remocal starts processes. Every child is logged, and every child still running when this
 // process exits is killed, so a session never leaves processes behind when the CLI or intproxy stops.
 
-import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess, type SpawnOptions, type SpawnSyncOptionsWithStringEncoding, type SpawnSyncReturns } from 'node:child_process';
 import type { Logger } from './log.js';
 
 const running = new Set<ChildProcess>();
@@ -53,4 +53,12 @@ export async function stopChild(child: ChildProcess, graceMs = 2000): Promise<vo
   const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
   await childExited(child);
   clearTimeout(timer);
+}
+
+/** A short synchronous command (a tool's one-line answer, say), logged like the others. */
+export function runChildSync(command: string, args: readonly string[], options: SpawnSyncOptionsWithStringEncoding & { log?: Logger }): SpawnSyncReturns<string> {
+  const { log, ...spawnOptions } = options;
+  const result = spawnSync(command, args, spawnOptions);
+  log?.debug({ command, args, status: result.status }, 'ran child');
+  return result;
 }

@@ -3,7 +3,7 @@
 // while its code and the node binary come from the host.
 
 import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
-import { spawnSync } from 'node:child_process';
+import { runChildSync } from '../core/child.js';
 import { distFile } from '../core/paths.js';
 import { PermissionDeniedError, TargetNotFoundError, ToolMissingError, FeatureUnavailableError } from '../core/errors.js';
 import type { AgentLaunch } from '../intproxy/agent-link.js';
@@ -69,7 +69,7 @@ function checkReadable(path: string, label: string): void {
 
 /** The pid of a running container, from docker or podman, whichever is installed and knows it. */
 export function containerPid(name: string): number {
-  const engines = ['docker', 'podman'].filter((engine) => spawnSync('sh', ['-c', `command -v ${engine}`]).status === 0);
+  const engines = ['docker', 'podman'].filter((engine) => runChildSync('sh', ['-c', `command -v ${engine}`], { encoding: 'utf8' }).status === 0);
   if (engines.length === 0) {
     throw new ToolMissingError(`container/${name} needs docker or podman to find the container, and neither is installed.`, {
       hint: 'Install docker or podman, or target the container\'s main process directly with pid/<pid>.',
@@ -77,7 +77,7 @@ export function containerPid(name: string): number {
   }
   const failures: string[] = [];
   for (const engine of engines) {
-    const result = spawnSync(engine, ['inspect', '--format', '{{.State.Pid}}', name], { encoding: 'utf8', timeout: 10_000 });
+    const result = runChildSync(engine, ['inspect', '--format', '{{.State.Pid}}', name], { encoding: 'utf8', timeout: 10_000 });
     const pid = Number(result.stdout.trim());
     if (result.status === 0 && pid > 0) return pid;
     if (result.status === 0 && pid === 0) {
@@ -91,7 +91,7 @@ export function containerPid(name: string): number {
 }
 
 export function agentLaunch(resolved: ResolvedLocalTarget, options: { agentScript?: string; logLevel: string }): AgentLaunch {
-  if (!existsSync('/usr/bin/nsenter') && spawnSync('sh', ['-c', 'command -v nsenter']).status !== 0) {
+  if (!existsSync('/usr/bin/nsenter') && runChildSync('sh', ['-c', 'command -v nsenter'], { encoding: 'utf8' }).status !== 0) {
     throw new ToolMissingError('Local targets need nsenter, which is not installed.', { hint: 'Install it: apt-get install -y util-linux' });
   }
   const agentScript = options.agentScript ?? distFile('agent.js');
