@@ -9,6 +9,7 @@ import type { AgentRequest, AgentResults, AgentToIntproxy, IntproxyToAgent } fro
 import { TargetResolver } from './dns/resolver.js';
 import { readTargetEnv } from './env.js';
 import { connectOutgoing } from './outgoing/tcp.js';
+import { UdpTwins } from './outgoing/udp.js';
 import { watchTarget } from './target-watch.js';
 import { IncomingService } from './incoming/service.js';
 
@@ -40,6 +41,11 @@ export async function startAgent(options: AgentOptions): Promise<string> {
   });
   const resolver = new TargetResolver(targetDnsFiles(pid, options.netns));
   const incoming = new IncomingService(link, log);
+  const udp = new UdpTwins((datagram) => link.send({ type: 'udp', ...datagram }));
+  link.on('message', (message) => {
+    if (message.type === 'udp.send') udp.send(message);
+  });
+  link.once('close', () => udp.closeAll());
   // Whatever ends the session, the target's ports answer as before (the supervisor covers a kill -9).
   const closed = new Promise<string>((resolve) =>
     link.once('close', (error?: Error) => {
@@ -62,6 +68,8 @@ export async function startAgent(options: AgentOptions): Promise<string> {
     'env.get': () => readTargetEnv(pid),
     'incoming.subscribe': (request) => incoming.subscribe(request),
     'incoming.unsubscribe': (request) => incoming.unsubscribe(request.subscription),
+    'udp.open': (request) => udp.open(request),
+    'udp.close': (request) => udp.close(request),
     'session.close': async () => ({ ok: true, value: { draining: await incoming.stopTaking() } }),
   });
   await link.handshake(10_000);

@@ -14,6 +14,7 @@ export function toLayerSettings(config: RemocalConfig, session: { socket: string
       filter: filter === undefined ? {} : filter.local !== undefined ? { local: [...filter.local] } : { remote: [...filter.remote] },
       ignoreLocalhost: outgoing.ignore_localhost,
       tcp: outgoing.tcp,
+      udp: outgoing.udp,
     },
     dns: {
       enabled: dns.enabled,

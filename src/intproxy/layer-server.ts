@@ -11,16 +11,22 @@ import { serveRequests } from '../protocol/rpc.js';
 import type { AgentConnection } from './agent-link.js';
 import { connectForLayer } from './outgoing.js';
 import type { IncomingRouter } from './incoming.js';
+import { UdpRelay } from './udp.js';
 
 export async function serveLayers(socketPath: string, agent: AgentConnection, incoming: IncomingRouter, log: Logger): Promise<Server> {
   rmSync(socketPath, { force: true });
   const layers = new Set<Link<IntproxyToLayer, LayerToIntproxy>>();
+  const udp = new UdpRelay(agent, log);
   const server = createServer((socket: Socket) => {
     const link = new Link<IntproxyToLayer, LayerToIntproxy>({ readable: socket, writable: socket }, { role: 'intproxy', streamIdParity: 'even' });
     layers.add(link);
     link.once('close', () => {
       layers.delete(link);
       incoming.releaseOwner(link);
+      udp.releaseOwner(link);
+    });
+    link.on('message', (message) => {
+      if (message.type === 'udp.send') udp.send(message, link);
     });
     // Serving starts before the handshake completes, so a request that arrives with the hello is not lost.
     serveRequests<LayerRequest, LayerResults>(link, {
@@ -31,6 +37,8 @@ export async function serveLayers(socketPath: string, agent: AgentConnection, in
       'env.get': (request) => agent.rpc.request(request),
       'incoming.subscribe': (request) => incoming.subscribe(request, link),
       'incoming.unsubscribe': (request) => incoming.unsubscribe(request.subscription),
+      'udp.open': (request) => udp.open(request, link),
+      'udp.close': (request) => udp.close(request.socket, link),
     });
     link.handshake(5000).then(
       (hello) => log.debug({ layer: hello.info }, 'layer connected'),

@@ -6,12 +6,15 @@ import { Socket } from 'node:net';
 import { Link } from '../protocol/link.js';
 import type { IntproxyToLayer, LayerRequest, LayerResults, LayerToIntproxy, Result } from '../protocol/messages.js';
 import { RpcClient } from '../protocol/rpc.js';
-import type { Remote } from './remote.js';
+import type { Remote, UdpRemote } from './remote.js';
 import type { LayerSettings } from './settings.js';
 
 export function createRemoteClient(settings: LayerSettings): Remote {
   let rpc: Promise<{ rpc: RpcClient<LayerRequest, LayerResults>; socket: Socket }> | null = null;
   let pending = 0;
+  // The link UDP datagrams go out on: only the link their twin was opened on knows the twin.
+  let currentLink: Link<LayerToIntproxy, IntproxyToLayer> | null = null;
+  let udpHandlers: Parameters<UdpRemote['listen']>[0] | null = null;
 
   function connect(): Promise<{ rpc: RpcClient<LayerRequest, LayerResults>; socket: Socket }> {
     rpc ??= (async () => {
@@ -22,9 +25,15 @@ export function createRemoteClient(settings: LayerSettings): Remote {
         streamIdParity: 'odd',
         info: { pid: process.pid, node: process.version },
       });
+      currentLink = link;
+      link.on('message', (message) => {
+        if (message.type === 'udp') udpHandlers?.onDatagram(message);
+      });
       link.once('close', () => {
         // A later request reconnects (the intproxy may still be there); if it is not, that request fails.
         rpc = null;
+        if (currentLink === link) currentLink = null;
+        udpHandlers?.onLinkLost();
       });
       await link.handshake(5000);
       return { rpc: new RpcClient<LayerRequest, LayerResults>(link), socket };
@@ -58,5 +67,20 @@ export function createRemoteClient(settings: LayerSettings): Remote {
     reverse: (address) => request({ op: 'dns.reverse', address }),
     subscribe: (subscription) => request({ op: 'incoming.subscribe', ...subscription }),
     unsubscribe: (subscription) => request({ op: 'incoming.unsubscribe', subscription }),
+    udp: {
+      open: (options) => request({ op: 'udp.open', ...options }),
+      close: (socket) => request({ op: 'udp.close', socket }),
+      send: (datagram) => {
+        if (currentLink === null || currentLink.closed) return false;
+        try {
+          return currentLink.send({ type: 'udp.send', ...datagram });
+        } catch {
+          return false;
+        }
+      },
+      listen: (handlers) => {
+        udpHandlers = handlers;
+      },
+    },
   };
 }

@@ -12,9 +12,11 @@ import { NetOps, type LocalLookup } from './net/ops.js';
 import { defineIncomingHooks } from './incoming/hooks.js';
 import { IncomingOps } from './incoming/ops.js';
 import { PatchRegistry } from './patches.js';
-import { createPolicy } from './policy.js';
+import { createPolicy, createUdpPolicy } from './policy.js';
 import type { Remote } from './remote.js';
 import type { LayerSettings } from './settings.js';
+import { defineUdpHooks } from './udp/hooks.js';
+import { UdpOps, type UdpLookup } from './udp/ops.js';
 
 export interface LayerLog {
   debug(message: string): void;
@@ -43,10 +45,14 @@ export function installLayer(remote: Remote, settings: LayerSettings): () => voi
     const ops = new IncomingOps(remote, policy, writeStderrLine, (message) => log.debug(message));
     defineIncomingHooks(registry, { ops, log });
   }
+  // With UDP off (or a Remote that cannot carry it) dgram is not even hooked: every datagram is the kernel's.
+  if (settings.outgoing.udp && remote.udp !== undefined) {
+    defineUdpHooks(registry, { ops: new UdpOps(remote.udp, createUdpPolicy(settings), lookupAsTheApp), log });
+  }
   const restore = registry.apply();
   if (settings.dns.enabled) rebindModuleResolvers(log);
   log.debug(
-    `installed (session ${settings.session}, tcp ${settings.outgoing.tcp ? 'on' : 'off'}, dns ${settings.dns.enabled ? 'remote' : 'local'}, incoming ${settings.incoming.mode})`,
+    `installed (session ${settings.session}, tcp ${settings.outgoing.tcp ? 'on' : 'off'}, udp ${settings.outgoing.udp ? 'on' : 'off'}, dns ${settings.dns.enabled ? 'remote' : 'local'}, incoming ${settings.incoming.mode})`,
   );
 
   return () => {
@@ -68,6 +74,14 @@ function rebindModuleResolvers(log: LayerLog): void {
   }
   syncBuiltinESMExports();
 }
+
+/** dgram resolves a destination name with whatever dns.lookup is at send time: the DNS hook's, when DNS is remote. */
+const lookupAsTheApp: UdpLookup = (hostname, family) =>
+  new Promise((resolve, reject) => {
+    dns.lookup(hostname, { family }, (error, address, resolvedFamily) =>
+      error ? reject(error) : resolve({ address, family: resolvedFamily === 6 ? 6 : 4 }),
+    );
+  });
 
 function defaultResultOrder(): ResultOrder {
   const getter = (dns as { getDefaultResultOrder?: () => string }).getDefaultResultOrder;

@@ -168,3 +168,39 @@ export function isPackageManagerCli(script: string | undefined, resolveLink: (pa
     return false;
   }
 }
+
+// --- outgoing UDP ----------------------------------------------------------------------------------------
+// Kept apart from createPolicy so that each transport's rules read on their own. Datagrams follow the TCP rules
+// above with their own switch (outgoing.udp) and the patterns that name udp:// or no protocol. A datagram with
+// no address goes where Node sends it: to loopback, which stays local.
+
+export interface UdpPolicy {
+  /** Where a datagram to (or a dgram connect to) this destination goes. */
+  send(attempt: ConnectAttempt): ConnectDecision;
+}
+
+export function createUdpPolicy(settings: LayerSettings): UdpPolicy {
+  const { udp, ignoreLocalhost, filter } = settings.outgoing;
+  const localList = nonEmpty(filter.local);
+  const remoteList = nonEmpty(filter.remote);
+  const patterns = (localList ?? remoteList ?? []).map(parseAddressPattern).filter((p) => p.protocol !== 'tcp');
+  const listed: Route | null = localList ? 'local' : remoteList ? 'remote' : null;
+  const unlisted: Route = listed === 'local' ? 'remote' : 'local';
+  return {
+    send(attempt) {
+      if (!udp) return 'local';
+      const address = attempt.address ?? (attempt.hostname !== undefined && isIP(attempt.hostname) ? attempt.hostname : undefined);
+      const hostname = attempt.hostname !== undefined && isIP(attempt.hostname) ? undefined : attempt.hostname;
+      if (address === undefined && hostname === undefined) return 'local';
+      const loopback = (address !== undefined && isLoopbackAddress(address)) || (hostname !== undefined && isLocalhostName(hostname));
+      if (loopback && ignoreLocalhost) return 'local';
+      if (listed === null) return 'remote';
+      const candidate: OutgoingAttempt = { protocol: 'udp', hostname, address, port: attempt.port };
+      if (patterns.some((pattern) => matchAddressPattern(pattern, candidate))) return listed;
+      if (address === undefined && hostname !== undefined && patterns.some((p) => couldMatchOnceResolved(p, candidate))) {
+        return 'resolve-first';
+      }
+      return unlisted;
+    },
+  };
+}

@@ -11,6 +11,10 @@ import type {
   LayerSubscribeRequest,
   Result,
   SubscribeResult,
+  UdpCloseResult,
+  UdpDatagram,
+  UdpOpenRequest,
+  UdpOpenResult,
   UnsubscribeResult,
 } from '../protocol/messages.js';
 
@@ -25,4 +29,16 @@ export interface Remote {
   /** Sends the target's traffic for remotePort to the app's real listening port. */
   subscribe(request: Omit<LayerSubscribeRequest, 'op'>): Promise<Result<SubscribeResult>>;
   unsubscribe(subscription: number): Promise<Result<UnsubscribeResult>>;
+  /** Outgoing UDP; a Remote without it keeps every dgram socket local. */
+  udp?: UdpRemote;
+}
+
+/** Twin UDP sockets in the target (see the outgoing UDP part of protocol/messages.ts). */
+export interface UdpRemote {
+  open(request: Omit<UdpOpenRequest, 'op' | 'socket'>): Promise<Result<UdpOpenResult>>;
+  close(socket: number): Promise<Result<UdpCloseResult>>;
+  /** Fire and forget, as UDP itself: false when there is no link to send it on. */
+  send(datagram: UdpDatagram): boolean;
+  /** Datagrams the twins received; `onLinkLost` says every twin is gone (the intproxy closes them with the link). */
+  listen(handlers: { onDatagram(datagram: UdpDatagram): void; onLinkLost(): void }): void;
 }

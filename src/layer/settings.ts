@@ -14,6 +14,8 @@ export interface LayerSettings {
     /** Connections to loopback addresses stay local (mirrord's `ignore_localhost`, true here by default). */
     ignoreLocalhost: boolean;
     tcp: boolean;
+    /** dgram sockets send from the target (to addresses the filter does not keep local). */
+    udp: boolean;
   };
   dns: {
     enabled: boolean;

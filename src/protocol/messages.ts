@@ -192,6 +192,45 @@ export interface SessionCloseResult {
   draining: number;
 }
 
+// --- outgoing UDP -----------------------------------------------------------------------------------------
+// The app's dgram socket gets a twin in the target: udp.open binds it (the intproxy picks the socket id, unique
+// on the agent link), datagrams travel as messages both ways (UDP has no stream to flow-control, and a datagram
+// must stay whole), udp.close or the layer's link closing ends it.
+
+/** The largest datagram relayed, in bytes: what fits one IPv4 UDP packet (a larger send fails with EMSGSIZE). */
+export const MAX_UDP_DATAGRAM_BYTES = 65_507;
+
+export interface UdpOpenRequest {
+  op: 'udp.open';
+  /** udp4 or udp6, as the app's socket. */
+  family: 4 | 6;
+  /** Set by the intproxy on its way to the agent; the layer leaves it out. */
+  socket?: number;
+  /** dgram's connect(): the target's socket is connected too, so only this peer's datagrams come back. */
+  connect?: { address: string; port: number };
+}
+export interface UdpOpenResult {
+  socket: number;
+  /** The twin's own address in the target. */
+  local: SocketAddress;
+  /** The connected peer, when connect was asked. */
+  remote?: SocketAddress;
+}
+
+export interface UdpCloseRequest {
+  op: 'udp.close';
+  socket: number;
+}
+export type UdpCloseResult = Record<string, never>;
+
+/** One datagram of a twin socket; `peer` is the destination going out, the source coming back. */
+export interface UdpDatagram {
+  socket: number;
+  peer: SocketAddress;
+  /** base64 */
+  data: string;
+}
+
 export type AgentRequest =
   | SessionCloseRequest
   | TcpConnectRequest
@@ -200,7 +239,9 @@ export type AgentRequest =
   | DnsReverseRequest
   | EnvGetRequest
   | AgentSubscribeRequest
-  | UnsubscribeRequest;
+  | UnsubscribeRequest
+  | UdpOpenRequest
+  | UdpCloseRequest;
 export type LayerRequest =
   | LayerConnectRequest
   | GetAddrInfoRequest
@@ -208,7 +249,9 @@ export type LayerRequest =
   | DnsReverseRequest
   | EnvGetRequest
   | LayerSubscribeRequest
-  | UnsubscribeRequest;
+  | UnsubscribeRequest
+  | UdpOpenRequest
+  | UdpCloseRequest;
 
 export interface AgentResults {
   'tcp.connect': TcpConnectResult;
@@ -219,6 +262,8 @@ export interface AgentResults {
   'incoming.subscribe': SubscribeResult;
   'incoming.unsubscribe': UnsubscribeResult;
   'session.close': SessionCloseResult;
+  'udp.open': UdpOpenResult;
+  'udp.close': UdpCloseResult;
 }
 export interface LayerResults extends Omit<AgentResults, 'tcp.connect' | 'session.close'> {
   'tcp.connect': LayerConnectResult;
@@ -243,13 +288,18 @@ export type ResponseMessage<Results> = {
   [K in keyof Results]: { type: 'response'; id: number; op: K; result: Result<Results[K]> };
 }[keyof Results];
 
-export type IntproxyToAgent = Hello | RequestMessage<AgentRequest> | { type: 'ping'; id: number };
+export type IntproxyToAgent =
+  | Hello
+  | RequestMessage<AgentRequest>
+  | { type: 'ping'; id: number }
+  | ({ type: 'udp.send' } & UdpDatagram);
 export type AgentToIntproxy =
   | Hello
   | ResponseMessage<AgentResults>
   | { type: 'pong'; id: number }
   | { type: 'event'; event: AgentEvent }
-  | ({ type: 'incoming' } & IncomingEvent);
+  | ({ type: 'incoming' } & IncomingEvent)
+  | ({ type: 'udp' } & UdpDatagram);
 
-export type LayerToIntproxy = Hello | RequestMessage<LayerRequest>;
-export type IntproxyToLayer = Hello | ResponseMessage<LayerResults>;
+export type LayerToIntproxy = Hello | RequestMessage<LayerRequest> | ({ type: 'udp.send' } & UdpDatagram);
+export type IntproxyToLayer = Hello | ResponseMessage<LayerResults> | ({ type: 'udp' } & UdpDatagram);

@@ -17,7 +17,7 @@ test('defaults: no filter, loopback stays local, TCP and DNS from the target, si
   assert.deepEqual(toLayerSettings(configFrom({}), session), {
     socket: '/run/remocal/s1.sock',
     session: 's1',
-    outgoing: { filter: {}, ignoreLocalhost: true, tcp: true },
+    outgoing: { filter: {}, ignoreLocalhost: true, tcp: true, udp: true },
     dns: { enabled: true, filter: {} },
     incoming: { mode: 'mirror', portMapping: [], listenPorts: [], ignorePorts: [], ports: null, ignoreLocalhost: false },
     logLevel: 'silent',
@@ -45,13 +45,13 @@ test('the incoming options carry over', () => {
 
 test('the outgoing filter, mirrord\'s ignore_localhost, tcp, dns and the layer log level carry over', () => {
   const config = configFrom({
-    feature: { network: { outgoing: { tcp: false, ignore_localhost: false, filter: { remote: 'db.internal:5432' } }, dns: false } },
+    feature: { network: { outgoing: { tcp: false, udp: false, ignore_localhost: false, filter: { remote: 'db.internal:5432' } }, dns: false } },
     layer: { log_level: 'debug' },
   });
   assert.deepEqual(toLayerSettings(config, session), {
     socket: '/run/remocal/s1.sock',
     session: 's1',
-    outgoing: { filter: { remote: ['db.internal:5432'] }, ignoreLocalhost: false, tcp: false },
+    outgoing: { filter: { remote: ['db.internal:5432'] }, ignoreLocalhost: false, tcp: false, udp: false },
     dns: { enabled: false, filter: {} },
     incoming: { mode: 'mirror', portMapping: [], listenPorts: [], ignorePorts: [], ports: null, ignoreLocalhost: false },
     logLevel: 'debug',

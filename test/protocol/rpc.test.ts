@@ -18,6 +18,8 @@ function handlers(overrides: Partial<RequestHandlers<AgentRequest, AgentResults>
     'incoming.subscribe': unused,
     'incoming.unsubscribe': unused,
     'session.close': unused,
+    'udp.open': unused,
+    'udp.close': unused,
     ...overrides,
   };
 }

@@ -1,7 +1,7 @@
 // The one process that runs inside the demo pod (see DESIGN §5). It plays three parts at once:
 //   1. the cluster DNS server, on the pod's DNS service IP, UDP and TCP port 53, answering from a fixed zone;
-//   2. a dependency service ("orders-api") on the pod-only service IPs: HTTP, a raw TCP echo, and a port
-//      that refuses;
+//   2. a dependency service ("orders-api") on the pod-only service IPs: HTTP, a raw TCP echo (and a UDP echo
+//      on the same ports), and a port that refuses;
 //   3. the target app, an HTTP server on 0.0.0.0:8080 whose traffic later work mirrors or steals.
 // The builder (pod.ts) starts it inside the pod's network, mount and UTS namespaces, with the pod's own
 // environment, and passes its configuration as one JSON argument so that environment stays exactly as given.
@@ -282,6 +282,13 @@ function startEcho(address: string, port: number): Promise<net.Server> {
   return listenOnce('api-echo', address, port, server, () => server.listen(port, address));
 }
 
+/** Answers each datagram with the same bytes, to the sender's address: what a UDP client sees as its peer. */
+function startUdpEcho(address: string, port: number): Promise<dgram.Socket> {
+  const socket = dgram.createSocket(net.isIPv6(address) ? 'udp6' : 'udp4');
+  socket.on('message', (message, remote) => socket.send(message, remote.port, remote.address));
+  return listenOnce('api-udp-echo', address, port, socket, () => socket.bind(port, address));
+}
+
 function startTarget(config: PodProcessConfig['target']): Promise<net.Server> {
   const handler = jsonHandler('target', (request, body) => ({
     from: 'target',
@@ -376,6 +383,7 @@ async function main(): Promise<void> {
     ...config.api.addresses.flatMap((address) => [
       track(startApiHttp(address, config.api.httpPort)),
       ...config.api.echoPorts.map((port) => track(startEcho(address, port))),
+      ...config.api.echoPorts.map((port) => track(startUdpEcho(address, port))),
     ]),
     track(startTarget(config.target)),
   ];

@@ -674,6 +674,7 @@ function expectedListeners(config: PodProcessConfig): string[] {
     ...config.api.addresses.flatMap((address) => [
       key('api-http', address, config.api.httpPort),
       ...config.api.echoPorts.map((port) => key('api-echo', address, port)),
+      ...config.api.echoPorts.map((port) => key('api-udp-echo', address, port)),
     ]),
     key('target-http', config.target.host, config.target.port),
   ];
