@@ -9,9 +9,9 @@ import http2 from 'node:http2';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { createPod, cleanupStalePods, type Pod } from '../../src/cli/demo/pod.js';
+import { createPod, type Pod } from '../../src/cli/demo/pod.js';
 import { findAgent, waitFor } from '../helpers/processes.js';
-import { assertBuilt, startRemocal, writeApp } from '../helpers/remocal.js';
+import { startRemocal, writeApp, startPodWithApp, stopPodWithApp } from '../helpers/remocal.js';
 
 let pod: Pod;
 
@@ -43,16 +43,10 @@ process.on('SIGTERM', () => server.close(() => process.exit(0)));
 let app: { dir: string; remove: () => void };
 
 before(async () => {
-  assertBuilt();
-  await cleanupStalePods();
-  pod = await createPod();
-  app = writeApp({ 'app.mjs': APP });
+  ({ pod, app } = await startPodWithApp({ 'app.mjs': APP }));
 });
 
-after(async () => {
-  app?.remove();
-  await pod?.destroy();
-});
+after(() => stopPodWithApp(pod, app));
 
 /** A project directory whose .remocal/config.json sets feature.network.incoming. */
 function projectWithIncoming(incoming: Record<string, unknown>): { dir: string; remove: () => void } {

@@ -4,8 +4,8 @@
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { createPod, cleanupStalePods, type Pod } from '../../src/cli/demo/pod.js';
-import { assertBuilt, lastJson, runRemocal, writeApp } from '../helpers/remocal.js';
+import type { Pod } from '../../src/cli/demo/pod.js';
+import { lastJson, runRemocal, startPodWithApp, stopPodWithApp } from '../helpers/remocal.js';
 
 let pod: Pod;
 let app: { dir: string; remove: () => void };
@@ -66,16 +66,10 @@ switch (mode) {
 `;
 
 before(async () => {
-  assertBuilt();
-  await cleanupStalePods();
-  pod = await createPod();
-  app = writeApp({ 'app.mjs': APP });
+  ({ pod, app } = await startPodWithApp({ 'app.mjs': APP }));
 });
 
-after(async () => {
-  app?.remove();
-  await pod?.destroy();
-});
+after(() => stopPodWithApp(pod, app));
 
 function exec(args: string[], extra: string[] = []) {
   return runRemocal(['exec', '-q', '-t', `pid/${pod.pid}`, ...extra, '--', process.execPath, 'app.mjs', ...args], { cwd: app.dir });

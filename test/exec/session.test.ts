@@ -5,9 +5,9 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { after, before, describe, it } from 'node:test';
-import { createPod, cleanupStalePods, type Pod } from '../../src/cli/demo/pod.js';
+import { createPod, type Pod } from '../../src/cli/demo/pod.js';
 import { findAgent, listProcesses, waitFor } from '../helpers/processes.js';
-import { assertBuilt, runRemocal, startRemocal, writeApp } from '../helpers/remocal.js';
+import { runRemocal, startRemocal, startPodWithApp, stopPodWithApp } from '../helpers/remocal.js';
 
 let pod: Pod;
 let app: { dir: string; remove: () => void };
@@ -29,16 +29,10 @@ if (mode === 'wait') {
 `;
 
 before(async () => {
-  assertBuilt();
-  await cleanupStalePods();
-  pod = await createPod();
-  app = writeApp({ 'app.mjs': APP });
+  ({ pod, app } = await startPodWithApp({ 'app.mjs': APP }));
 });
 
-after(async () => {
-  app?.remove();
-  await pod?.destroy();
-});
+after(() => stopPodWithApp(pod, app));
 
 describe('remocal exec: passing through', () => {
   it("exits with the command's exit code", async () => {

@@ -4,9 +4,9 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { createPod, cleanupStalePods, type Pod } from '../../src/cli/demo/pod.js';
+import type { Pod } from '../../src/cli/demo/pod.js';
 import { join } from 'node:path';
-import { assertBuilt, lastJson, repoRoot, runRemocal, writeApp } from '../helpers/remocal.js';
+import { lastJson, repoRoot, runRemocal, startPodWithApp, stopPodWithApp } from '../helpers/remocal.js';
 
 let pod: Pod;
 let app: { dir: string; remove: () => void };
@@ -68,16 +68,10 @@ switch (mode) {
 `;
 
 before(async () => {
-  assertBuilt();
-  await cleanupStalePods();
-  pod = await createPod();
-  app = writeApp({ 'app.mjs': APP });
+  ({ pod, app } = await startPodWithApp({ 'app.mjs': APP }));
 });
 
-after(async () => {
-  app?.remove();
-  await pod?.destroy();
-});
+after(() => stopPodWithApp(pod, app));
 
 function exec(args: string[], env: Record<string, string> = {}) {
   return runRemocal(['exec', '-q', '-t', `pid/${pod.pid}`, '--', process.execPath, 'app.mjs', ...args], { cwd: app.dir, env });

@@ -5,6 +5,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { cleanupStalePods, createPod, type Pod } from '../../src/cli/demo/pod.js';
 
 export const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 export const cliPath = join(repoRoot, 'dist', 'cli.js');
@@ -72,4 +73,16 @@ export function lastJson<T = Record<string, unknown>>(result: RunResult): T {
   const line = result.stdout.trim().split('\n').filter((entry) => entry.startsWith('{')).pop();
   if (line === undefined) throw new Error(`no JSON output (exit ${result.code})\nstdout: ${result.stdout}\nstderr: ${result.stderr}`);
   return JSON.parse(line) as T;
+}
+
+/** What most end-to-end files share: a built CLI, a fresh fixture pod, and the app's files in a directory. */
+export async function startPodWithApp(files: Record<string, string>): Promise<{ pod: Pod; app: { dir: string; remove: () => void } }> {
+  assertBuilt();
+  await cleanupStalePods();
+  return { pod: await createPod(), app: writeApp(files) };
+}
+
+export async function stopPodWithApp(pod: Pod | undefined, app: { remove: () => void } | undefined): Promise<void> {
+  app?.remove();
+  await pod?.destroy();
 }
