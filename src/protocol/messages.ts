@@ -303,3 +303,170 @@ export type AgentToIntproxy =
 
 export type LayerToIntproxy = Hello | RequestMessage<LayerRequest> | ({ type: 'udp.send' } & UdpDatagram);
 export type IntproxyToLayer = Hello | ResponseMessage<LayerResults> | ({ type: 'udp' } & UdpDatagram);
+
+// --- remote files (agent side only, not yet wired) ---------------------------------------------------------
+// The agent reads (and in write mode changes) the target's files under /proc/<pid>/root. These requests are
+// deliberately NOT members of AgentRequest/LayerRequest or AgentResults yet: adding them there would make the
+// session, the intproxy and the layer handle them, and that wiring comes in a later change. Paths are the
+// target's own absolute paths; file contents travel base64-encoded, as UDP datagrams do.
+
+/** A file operation's failure: `path` (and `dest` for rename) as the target sees them, never the host path. */
+export interface FileFailure extends RemoteFailure {
+  path: string;
+  dest?: string;
+}
+export type FileResult<T> = { ok: true; value: T } | { ok: false; error: FileFailure };
+
+/** `fs.Stats` without its methods; the kind is in `mode` (S_IFMT bits), as the layer rebuilds Stats from it. */
+export interface FileStats {
+  dev: number;
+  ino: number;
+  mode: number;
+  nlink: number;
+  uid: number;
+  gid: number;
+  rdev: number;
+  size: number;
+  blksize: number;
+  blocks: number;
+  atimeMs: number;
+  mtimeMs: number;
+  ctimeMs: number;
+  birthtimeMs: number;
+}
+
+export type DirentType = 'file' | 'directory' | 'symlink' | 'block-device' | 'character-device' | 'fifo' | 'socket' | 'unknown';
+export interface DirEntry {
+  name: string;
+  type: DirentType;
+}
+
+export interface FsStatRequest {
+  op: 'fs.stat' | 'fs.lstat';
+  path: string;
+}
+export type FsStatResult = FileStats;
+
+export interface FsAccessRequest {
+  op: 'fs.access';
+  path: string;
+  /** fs.constants F_OK/R_OK/W_OK/X_OK bits. */
+  mode: number;
+}
+export type FsAccessResult = Record<string, never>;
+
+export interface FsReaddirRequest {
+  op: 'fs.readdir';
+  path: string;
+}
+export interface FsReaddirResult {
+  entries: DirEntry[];
+}
+
+export interface FsRealpathRequest {
+  op: 'fs.realpath';
+  path: string;
+}
+export interface FsReadlinkRequest {
+  op: 'fs.readlink';
+  path: string;
+}
+export interface FsPathResult {
+  path: string;
+}
+
+export interface FsOpenRequest {
+  op: 'fs.open';
+  path: string;
+}
+export interface FsOpenResult {
+  /** Valid for this session until fs.close. */
+  handle: number;
+}
+
+export interface FsReadRequest {
+  op: 'fs.read';
+  handle: number;
+  length: number;
+  /** Absent: from the handle's current position, which then advances. */
+  position?: number;
+}
+export interface FsReadResult {
+  /** base64; fewer bytes than asked at the end of the file, none past it. */
+  data: string;
+}
+
+export interface FsCloseRequest {
+  op: 'fs.close';
+  handle: number;
+}
+export type FsCloseResult = Record<string, never>;
+
+export interface FsReadFileRequest {
+  op: 'fs.readFile';
+  path: string;
+}
+export interface FsReadFileResult {
+  /** base64 */
+  data: string;
+}
+
+export interface FsWriteFileRequest {
+  op: 'fs.writeFile' | 'fs.appendFile';
+  path: string;
+  /** base64 */
+  data: string;
+  /** Permission bits for a file that gets created. */
+  mode?: number;
+}
+export type FsWriteFileResult = Record<string, never>;
+
+export interface FsMkdirRequest {
+  op: 'fs.mkdir';
+  path: string;
+  recursive?: boolean;
+  mode?: number;
+}
+export interface FsMkdirResult {
+  /** With `recursive`: the first directory created (as fs.mkdir returns it), null when all existed. */
+  first: string | null;
+}
+
+export interface FsRmRequest {
+  op: 'fs.rm';
+  path: string;
+  recursive?: boolean;
+  force?: boolean;
+}
+export interface FsUnlinkRequest {
+  op: 'fs.unlink';
+  path: string;
+}
+export interface FsRenameRequest {
+  op: 'fs.rename';
+  path: string;
+  dest: string;
+}
+export interface FsTruncateRequest {
+  op: 'fs.truncate';
+  path: string;
+  length: number;
+}
+export type FsDoneResult = Record<string, never>;
+
+export type FsRequest =
+  | FsStatRequest
+  | FsAccessRequest
+  | FsReaddirRequest
+  | FsRealpathRequest
+  | FsReadlinkRequest
+  | FsOpenRequest
+  | FsReadRequest
+  | FsCloseRequest
+  | FsReadFileRequest
+  | FsWriteFileRequest
+  | FsMkdirRequest
+  | FsRmRequest
+  | FsUnlinkRequest
+  | FsRenameRequest
+  | FsTruncateRequest;
