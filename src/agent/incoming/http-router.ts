@@ -153,25 +153,11 @@ function serveHttp1(client: net.Socket, options: HttpRouterOptions): void {
 
   // One connection to the original server, kept alive and shared by this client's non-matching requests;
   // maxSockets 1 queues them in order, as pipelined requests on one connection must be.
-  const originalAgent = new http.Agent({ keepAlive: true, maxSockets: 1, maxFreeSockets: 1 });
-  originalAgent.createConnection = (_options, callback) => {
-    options.connectOriginal().then(
-      (socket) => callback?.(null, socket as net.Socket),
-      (error: unknown) => callback?.(error instanceof Error ? error : new Error(String(error)), undefined as unknown as net.Socket),
-    );
-    return undefined as unknown as net.Socket;
-  };
+  const originalAgent = agentOver(() => options.connectOriginal());
   // Likewise one connection to the app, kept alive across this client's matching requests: a new stream and a
   // new connection to the app per request cost more than the request itself.
   let subscriberHead: HttpRequestHead | undefined;
-  const subscriberAgent = new http.Agent({ keepAlive: true, maxSockets: 1, maxFreeSockets: 1 });
-  subscriberAgent.createConnection = (_options, callback) => {
-    options.openSubscriber(subscriberHead!).then(
-      (stream) => callback?.(null, stream as net.Socket),
-      (error: unknown) => callback?.(error instanceof Error ? error : new Error(String(error)), undefined as unknown as net.Socket),
-    );
-    return undefined as unknown as net.Socket;
-  };
+  const subscriberAgent = agentOver(() => options.openSubscriber(subscriberHead!));
   client.on('close', () => {
     originalAgent.destroy();
     subscriberAgent.destroy();
@@ -183,9 +169,9 @@ function serveHttp1(client: net.Socket, options: HttpRouterOptions): void {
     const head = requestHead(request);
     if (options.matches(head)) {
       subscriberHead = head;
-      forwardRequest(request, response, head, { agent: subscriberAgent }, LOCAL_APP_DID_NOT_ANSWER, options.draining);
+      forwardRequest(request, response, head, subscriberAgent, LOCAL_APP_DID_NOT_ANSWER, options.draining);
     } else {
-      forwardRequest(request, response, head, { agent: originalAgent }, ORIGINAL_DID_NOT_ANSWER, options.draining);
+      forwardRequest(request, response, head, originalAgent, ORIGINAL_DID_NOT_ANSWER, options.draining);
     }
   };
   server.on('request', onRequest);
@@ -229,13 +215,41 @@ function serializeHead(head: HttpRequestHead): string {
   return `${text}\r\n`;
 }
 
-type Upstream = { agent: http.Agent } | { subscriber: () => Promise<Duplex> };
+/**
+ * An agent with one kept-alive connection, opened by `open`; maxSockets 1 queues requests in order, as
+ * pipelined requests on one connection must be.
+ */
+function agentOver(open: () => Promise<Duplex>): http.Agent {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1, maxFreeSockets: 1 });
+  agent.createConnection = (_options, callback) => {
+    open().then(
+      (connection) => callback?.(null, socketLike(connection)),
+      (error: unknown) => callback?.(error instanceof Error ? error : new Error(String(error)), undefined as unknown as net.Socket),
+    );
+    return undefined as unknown as net.Socket;
+  };
+  return agent;
+}
+
+/**
+ * Node's HTTP client treats the connection it is given as a net.Socket and calls its socket methods (keep-alive,
+ * no-delay, timeouts) along the way. An upstream may be any byte stream (the app's is a link stream, whose real
+ * socket is on the other side), and those calls then have nothing to do.
+ */
+function socketLike(connection: Duplex): net.Socket {
+  for (const method of ['setKeepAlive', 'setNoDelay', 'setTimeout', 'ref', 'unref'] as const) {
+    if (typeof (connection as unknown as Record<string, unknown>)[method] !== 'function') {
+      Object.defineProperty(connection, method, { value: () => connection, configurable: true });
+    }
+  }
+  return connection as net.Socket;
+}
 
 function forwardRequest(
   request: http.IncomingMessage,
   response: http.ServerResponse,
   head: HttpRequestHead,
-  upstream: Upstream,
+  agent: http.Agent,
   failureBody: string,
   closing?: () => boolean,
 ): void {
@@ -294,24 +308,7 @@ function forwardRequest(
     });
   };
 
-  if ('agent' in upstream) {
-    send({ agent: upstream.agent });
-  } else {
-    upstream.subscriber().then(
-      (stream) => {
-        // One stream per request: once this response is over the stream is done with.
-        response.on('finish', () => stream.destroy());
-        response.on('close', () => stream.destroy());
-        // An agent of its own that hands out just this stream: it keeps Node from adding `Connection: close`
-        // to the request, which the app would echo back and which would then close the client's connection.
-        const streamAgent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-        streamAgent.createConnection = () => stream as net.Socket;
-        response.on('close', () => streamAgent.destroy());
-        send({ agent: streamAgent });
-      },
-      fail,
-    );
-  }
+  send({ agent });
 }
 
 function pairs(flat: readonly string[]): [string, string][] {
@@ -416,7 +413,7 @@ function streamToSubscriber(downstream: http2.ServerHttp2Stream, head: HttpReque
   options.openSubscriber(head).then(
     (stream) => {
       const streamAgent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-      streamAgent.createConnection = () => stream as net.Socket;
+      streamAgent.createConnection = () => socketLike(stream);
       const done = () => {
         streamAgent.destroy();
         stream.destroy();

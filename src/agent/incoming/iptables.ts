@@ -155,9 +155,6 @@ export function takeNewConnections(backend: IptablesBackend, chain: string, port
   return restore(backend, [`-D ${chain} ${newConnectionsBypass(port)}`]);
 }
 
-export function removeRedirect(backend: IptablesBackend, chain: string, port: number, agentPort: number): Promise<void> {
-  return restore(backend, [`-D ${chain} ${redirectRule(port, agentPort)}`]);
-}
 
 /** The nat table's part of `iptables-save` output: remocal's chains live there only. */
 function natTable(saved: string): string {

@@ -152,7 +152,7 @@ export class IncomingService {
         matches: (head) => !this.draining && filter(head),
         draining: () => this.draining,
         connectOriginal: () => connectOriginal(original),
-        openSubscriber: async () => socketLike(this.openStream(subscription, 'request', source, destination)),
+        openSubscriber: async () => this.openStream(subscription, 'request', source, destination),
       });
     } else {
       splice(client, this.openStream(subscription, 'connection', source, destination));
@@ -188,21 +188,6 @@ export class IncomingService {
   }
 }
 
-/**
- * Node's HTTP client treats the connection it is given as a net.Socket and calls its socket methods (keep-alive,
- * no-delay, timeouts) along the way. A link stream has no socket underneath: the real sockets are the app's,
- * on the other side, so those calls have nothing to do here.
- */
-function socketLike(stream: Duplex): Duplex {
-  const methods = ['setKeepAlive', 'setNoDelay', 'setTimeout', 'ref', 'unref'] as const;
-  for (const method of methods) {
-    if (typeof (stream as unknown as Record<string, unknown>)[method] !== 'function') {
-      Object.defineProperty(stream, method, { value: () => stream, configurable: true });
-    }
-  }
-  return stream;
-}
-
 function address(host: string | undefined, port: number | undefined): SocketAddress {
   const text = host ?? '';
   return { address: text, port: port ?? 0, family: isIP(text) === 6 ? 'IPv6' : 'IPv4' };
@@ -222,12 +207,6 @@ function connectOriginal(original: OriginalDestination): Promise<Duplex> {
 /** The client's connection, unchanged, to the server it was meant for. */
 function passThrough(client: Socket, original: OriginalDestination): Socket {
   const upstream = connect({ host: original.address, port: original.port, allowHalfOpen: true, noDelay: true });
-  client.setNoDelay(true);
-  client.pipe(upstream);
-  upstream.pipe(client);
-  client.on('error', () => upstream.destroy());
-  upstream.on('error', () => {
-    if (!client.destroyed) client.resetAndDestroy();
-  });
+  splice(client, upstream);
   return upstream;
 }
