@@ -28,7 +28,7 @@ import { agentLaunch, resolveLocalTarget, unsupportedKubernetes } from '../platf
 import { formatTarget, parseTarget } from '../platform/target.js';
 import { mergeEnvironment, type EnvPolicy } from './env.js';
 import type { Progress } from './progress.js';
-import { takePrewarmedIntproxy } from './prewarm.js';
+import { startIntproxy, takePrewarmedIntproxy } from './prewarm.js';
 
 export interface ExecRequest {
   command: string[];
@@ -80,10 +80,7 @@ export async function runExec(request: ExecRequest): Promise<number> {
     if (intproxy !== undefined) {
       intproxy.send({ type: 'start', settings });
     } else {
-      intproxy = startChild(process.execPath, [distFile('intproxy.js')], {
-        stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
-        env: { ...process.env, [INTPROXY_SETTINGS_ENV]: JSON.stringify(settings) },
-      });
+      intproxy = startIntproxy({ ...process.env, [INTPROXY_SETTINGS_ENV]: JSON.stringify(settings) });
     }
     const intproxyStderr: string[] = [];
     intproxy.stderr!.on('data', (chunk: Buffer) => intproxyStderr.push(chunk.toString()));

@@ -8,8 +8,13 @@ import { distFile } from '../core/paths.js';
 
 let prewarmed: ChildProcess | undefined;
 
+/** The intproxy process, with its settings in the env, or (without) waiting for them over IPC. */
+export function startIntproxy(env?: NodeJS.ProcessEnv): ChildProcess {
+  return startChild(process.execPath, [distFile('intproxy.js')], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'], ...(env === undefined ? {} : { env }) });
+}
+
 export function prewarmIntproxy(): void {
-  prewarmed = startChild(process.execPath, [distFile('intproxy.js')], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
+  prewarmed = startIntproxy();
 }
 
 /** The prewarmed intproxy, once; undefined if none was started (or it already died). */

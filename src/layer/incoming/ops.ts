@@ -7,6 +7,7 @@ import { isIP } from 'node:net';
 import type { LayerSubscribeRequest } from '../../protocol/messages.js';
 import { isUnspecifiedAddress, type Policy } from '../policy.js';
 import type { Remote } from '../remote.js';
+import { validPort } from '../validate.js';
 
 /** A listen of the app, from the arguments of net.Server.prototype.listen. */
 export type ListenRequest =
@@ -60,15 +61,6 @@ export function parseListenArguments(args: unknown[]): ListenRequest {
 
 function tcp(port: number, host: string | undefined, ipv6Only: boolean, withPort: (port: number, keep: boolean) => unknown[]): ListenRequest {
   return { kind: 'tcp', port, host, ipv6Only, withPort };
-}
-
-/** Node's validatePort: a number, or a non-blank string, holding an integer from 0 to 65535. */
-function validPort(port: unknown): number | null {
-  if (typeof port !== 'number' && typeof port !== 'string') return null;
-  if (typeof port === 'string' && port.trim() === '') return null;
-  const value = +port;
-  if (value !== value >>> 0 || value > 0xffff) return null;
-  return value;
 }
 
 /** What the server really got, once it listens. */

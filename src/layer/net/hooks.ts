@@ -13,6 +13,7 @@ import { connectError, ipBlockedError, type NodeSystemError } from '../errors.js
 import type { LayerLog } from '../install.js';
 import type { PatchRegistry } from '../patches.js';
 import type { ConnectOutcome, ConnectTarget, NetOps } from './ops.js';
+import { validPort } from '../validate.js';
 
 type ConnectFunction = (this: net.Socket, ...args: unknown[]) => net.Socket;
 type ConnectCallback = (() => void) | null;
@@ -289,15 +290,6 @@ export function connectTarget(options: ConnectOptions): ConnectTarget | null {
   const port = validPort(options.port);
   if (port === null) return null;
   return { host, port, family: dnsFamily(options.family) };
-}
-
-/** Node's validatePort: a number, or a non-blank string, holding an integer from 0 to 65535. */
-function validPort(port: unknown): number | null {
-  if (typeof port !== 'number' && typeof port !== 'string') return null;
-  if (typeof port === 'string' && port.trim() === '') return null;
-  const value = +port;
-  if (value !== value >>> 0 || value > 0xffff) return null;
-  return value;
 }
 
 function dnsFamily(family: unknown): 0 | 4 | 6 {

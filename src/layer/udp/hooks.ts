@@ -12,6 +12,7 @@ import type { SocketAddress } from '../../protocol/messages.js';
 import type { LayerLog } from '../install.js';
 import type { PatchRegistry } from '../patches.js';
 import type { UdpOps, UdpTwin } from './ops.js';
+import { validPort } from '../validate.js';
 
 type Callback = ((error: Error | null, bytes?: number) => void) | undefined;
 type Method = (this: dgram.Socket, ...args: unknown[]) => unknown;
@@ -143,7 +144,7 @@ export function defineUdpHooks(registry: PatchRegistry, context: UdpHookContext)
           callback = address;
           address = undefined;
         }
-        const portNumber = validPort(port);
+        const portNumber = validPort(port, false);
         if (typeof address !== 'string' || portNumber === null || ops.route(address, portNumber) === 'local') {
           return (original as Method).apply(this, args) as void;
         }
@@ -165,7 +166,7 @@ export function defineUdpHooks(registry: PatchRegistry, context: UdpHookContext)
           callback = address;
           address = '';
         }
-        const portNumber = validPort(port);
+        const portNumber = validPort(port, false);
         if (connections.has(this)) throw isConnectedError();
         if (typeof address !== 'string' || portNumber === null || ops.route(address, portNumber) === 'local') {
           return (original as Method).apply(this, args) as void;
@@ -253,11 +254,6 @@ function familyOf(socket: dgram.Socket): 4 | 6 {
 
 function callbackOf(value: unknown): Callback {
   return typeof value === 'function' ? (value as Callback) : undefined;
-}
-
-function validPort(value: unknown): number | null {
-  const port = typeof value === 'string' && value.trim() !== '' ? Number(value) : value;
-  return typeof port === 'number' && Number.isInteger(port) && port > 0 && port <= 65535 ? port : null;
 }
 
 /** dgram's sliceBuffer: offset and length apply to one buffer or string, never to a list. */
