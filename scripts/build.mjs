@@ -48,5 +48,12 @@ await Promise.all([
     outdir: 'dist',
   }),
   // The layer is preloaded with --require, which must be CommonJS on Node 20.
-  build({ ...common, format: 'cjs', entryPoints: { layer: 'src/layer/preload.ts' }, outdir: 'dist', outExtension: { '.js': '.cjs' } }),
+  // Its sync fs worker (src/layer/fs/sync.ts) is a thread started from a file of its own.
+  build({
+    ...common,
+    format: 'cjs',
+    entryPoints: { layer: 'src/layer/preload.ts', 'layer-fs-worker': 'src/layer/fs/sync-worker.ts' },
+    outdir: 'dist',
+    outExtension: { '.js': '.cjs' },
+  }),
 ]);

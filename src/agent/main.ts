@@ -4,7 +4,8 @@
 //
 //   agent --pid <pid>        a process target: DNS files from /proc/<pid>/root, env from /proc/<pid>/environ
 //   agent --netns <name>     a named network namespace: DNS files from /etc/netns/<name>/ as `ip netns exec`
-//                            would bind them, else the host's; no environment
+//                            would bind them, else the host's; no environment, no files
+//   --files off|read|write   the target's files: not served, read only (the default), or also changed
 
 import { Socket } from 'node:net';
 import { parseArgs } from 'node:util';
@@ -16,6 +17,7 @@ const { values } = parseArgs({
     pid: { type: 'string' },
     netns: { type: 'string' },
     'log-level': { type: 'string' },
+    files: { type: 'string', default: 'read' },
   },
   strict: true,
 });
@@ -28,7 +30,13 @@ const pid = values.pid === undefined ? null : Number(values.pid);
 const readable = new Socket({ fd: 0, readable: true, writable: false });
 const writable = new Socket({ fd: 1, readable: false, writable: true });
 
-startAgent({ pid, netns: values.netns ?? null, log, readable, writable })
+const files = values.files;
+if (files !== 'off' && files !== 'read' && files !== 'write') {
+  log.error({ files }, '--files must be off, read or write');
+  process.exit(2);
+}
+
+startAgent({ pid, netns: values.netns ?? null, log, readable, writable, files })
   .then((done) => done)
   .then(
     (reason) => {

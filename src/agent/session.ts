@@ -12,6 +12,8 @@ import { connectOutgoing } from './outgoing/tcp.js';
 import { UdpTwins } from './outgoing/udp.js';
 import { watchTarget } from './target-watch.js';
 import { IncomingService } from './incoming/service.js';
+import { fileHandlers } from './files/handlers.js';
+import { TargetFiles } from './files/service.js';
 
 export interface AgentOptions {
   pid: number | null;
@@ -19,6 +21,8 @@ export interface AgentOptions {
   log: Logger;
   readable: Readable;
   writable: Writable;
+  /** The target's files: `off` answers every file operation with a failure; `write` also allows changes. */
+  files: 'off' | 'read' | 'write';
 }
 
 /** Where the target's resolver files are, as seen from the agent (which shares the host's mount namespace). */
@@ -41,11 +45,16 @@ export async function startAgent(options: AgentOptions): Promise<string> {
   });
   const resolver = new TargetResolver(targetDnsFiles(pid, options.netns));
   const incoming = new IncomingService(link, log);
+  // A bare network namespace has no files of its own: what the app would read "there" is this machine's.
+  const files = options.files === 'off' || pid === null ? null : new TargetFiles(`/proc/${pid}/root`, { writable: options.files === 'write' });
   const udp = new UdpTwins((datagram) => link.send({ type: 'udp', ...datagram }));
   link.on('message', (message) => {
     if (message.type === 'udp.send') udp.send(message);
   });
-  link.once('close', () => udp.closeAll());
+  link.once('close', () => {
+    udp.closeAll();
+    void files?.closeAll();
+  });
   // Whatever ends the session, the target's ports answer as before (the supervisor covers a kill -9).
   const closed = new Promise<string>((resolve) =>
     link.once('close', (error?: Error) => {
@@ -70,6 +79,7 @@ export async function startAgent(options: AgentOptions): Promise<string> {
     'incoming.unsubscribe': (request) => incoming.unsubscribe(request.subscription),
     'udp.open': (request) => udp.open(request),
     'udp.close': (request) => udp.close(request),
+    ...fileHandlers(files),
     'session.close': async () => ({ ok: true, value: { draining: await incoming.stopTaking() } }),
   });
   await link.handshake(10_000);

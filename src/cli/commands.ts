@@ -44,16 +44,13 @@ export function registerCommands(program: Command): void {
       const { config, warnings } = loadConfig({ cwd: process.cwd(), file: configFile, env: process.env, flags });
       const progress = createProgress({ quiet: Boolean(quiet) });
       for (const warning of warnings) progress.note(`warning: ${formatWarning(warning)}`);
-      // Declared already so that configs and scripts written for them load, but not served yet: say so
-      // rather than let the user believe traffic is stolen or files are remote.
-      if (flags.fsMode !== undefined) progress.note('warning: remote files are not available in this build yet; the command reads and writes local files.');
       const layer = toLayerSettings(config, { socket: '', session: '' });
       process.exitCode = await runExec({
         command,
         target: config.target.path,
         incoming: { mode: config.feature.network.incoming.mode, filter: httpFilterSpec(config.feature.network.incoming.http_filter) },
         env: config.feature.env,
-        layer: { outgoing: layer.outgoing, dns: layer.dns, incoming: layer.incoming, logLevel: layer.logLevel },
+        layer: { outgoing: layer.outgoing, dns: layer.dns, incoming: layer.incoming, files: layer.files, logLevel: layer.logLevel },
         agentLogLevel: verbose ? 'debug' : config.agent.log_level,
         startupTimeoutMs: config.agent.startup_timeout * 1000,
         progress,

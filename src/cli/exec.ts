@@ -57,7 +57,12 @@ export async function runExec(request: ExecRequest): Promise<number> {
   const target = parseTarget(request.target);
   if (target.platform === 'kubernetes') unsupportedKubernetes(formatTarget(target));
   const resolved = resolveLocalTarget(target);
-  const launch = agentLaunch(resolved, { logLevel: request.agentLogLevel });
+  let files = request.layer.files;
+  if (resolved.pid === null && files.mode !== 'local') {
+    progress.note(`${formatTarget(target)} has no file system of its own: the command's files stay local.`);
+    files = { ...files, mode: 'local' };
+  }
+  const launch = agentLaunch(resolved, { logLevel: request.agentLogLevel, files: agentFileAccess(files) });
 
   const session = randomBytes(4).toString('hex');
   const sessionDir = mkdtempSync(join(tmpdir(), `remocal-${session}-`));
@@ -94,7 +99,7 @@ export async function runExec(request: ExecRequest): Promise<number> {
 
     const env = mergeEnvironment(process.env, ready.env, request.env);
     env.NODE_OPTIONS = [`--require ${quoteNodeOption(distFile('layer.cjs'))}`, process.env.NODE_OPTIONS ?? ''].join(' ').trim();
-    const layerSettings: LayerSettings = { ...request.layer, socket: settings.socket, session };
+    const layerSettings: LayerSettings = { ...request.layer, files, socket: settings.socket, session };
     env[LAYER_SETTINGS_ENV] = JSON.stringify(layerSettings);
 
     progress.note(`running ${request.command.join(' ')}`);
@@ -135,6 +140,13 @@ export async function runExec(request: ExecRequest): Promise<number> {
   } finally {
     await cleanup();
   }
+}
+
+/** What the agent must allow: nothing when files stay local, changes only when some path can be written remotely. */
+function agentFileAccess(files: LayerSettings['files']): 'off' | 'read' | 'write' {
+  if (files.mode === 'local') return 'off';
+  if (files.mode === 'write' || files.readWrite.length > 0) return 'write';
+  return 'read';
 }
 
 function describeSubscription(message: Extract<IntproxyReport, { type: 'subscribed' }>, target: string): string {

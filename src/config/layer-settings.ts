@@ -7,6 +7,7 @@ import type { RemocalConfig } from './options.js';
 export function toLayerSettings(config: RemocalConfig, session: { socket: string; session: string }): LayerSettings {
   const { outgoing, dns, incoming } = config.feature.network;
   const filter = outgoing.filter;
+  const fs = config.feature.fs;
   return {
     socket: session.socket,
     session: session.session,
@@ -27,6 +28,13 @@ export function toLayerSettings(config: RemocalConfig, session: { socket: string
       ignorePorts: [...incoming.ignore_ports],
       ports: incoming.ports === undefined ? null : [...incoming.ports],
       ignoreLocalhost: incoming.ignore_localhost,
+    },
+    files: {
+      mode: fs.mode,
+      readWrite: [...(fs.read_write ?? [])],
+      readOnly: [...(fs.read_only ?? [])],
+      local: [...(fs.local ?? [])],
+      notFound: [...(fs.not_found ?? [])],
     },
     logLevel: config.layer.log_level,
   };

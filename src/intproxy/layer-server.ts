@@ -12,11 +12,13 @@ import type { AgentConnection } from './agent-link.js';
 import { connectForLayer } from './outgoing.js';
 import type { IncomingRouter } from './incoming.js';
 import { UdpRelay } from './udp.js';
+import { FileRelay } from './files.js';
 
 export async function serveLayers(socketPath: string, agent: AgentConnection, incoming: IncomingRouter, log: Logger): Promise<Server> {
   rmSync(socketPath, { force: true });
   const layers = new Set<Link<IntproxyToLayer, LayerToIntproxy>>();
   const udp = new UdpRelay(agent, log);
+  const files = new FileRelay(agent, log);
   const server = createServer((socket: Socket) => {
     const link = new Link<IntproxyToLayer, LayerToIntproxy>({ readable: socket, writable: socket }, { role: 'intproxy', streamIdParity: 'even' });
     layers.add(link);
@@ -24,6 +26,7 @@ export async function serveLayers(socketPath: string, agent: AgentConnection, in
       layers.delete(link);
       incoming.releaseOwner(link);
       udp.releaseOwner(link);
+      files.releaseOwner(link);
     });
     link.on('message', (message) => {
       if (message.type === 'udp.send') udp.send(message, link);
@@ -39,6 +42,7 @@ export async function serveLayers(socketPath: string, agent: AgentConnection, in
       'incoming.unsubscribe': (request) => incoming.unsubscribe(request.subscription),
       'udp.open': (request) => udp.open(request, link),
       'udp.close': (request) => udp.close(request.socket, link),
+      ...files.handlersFor(link),
     });
     link.handshake(5000).then(
       (hello) => log.debug({ layer: hello.info }, 'layer connected'),

@@ -3,11 +3,16 @@
 // it is ref'd only while a request is pending, as a native getaddrinfo or connect would hold the event loop.
 
 import { Socket } from 'node:net';
+import { join } from 'node:path';
 import { Link } from '../protocol/link.js';
 import type { IntproxyToLayer, LayerRequest, LayerResults, LayerToIntproxy, Result } from '../protocol/messages.js';
 import { RpcClient } from '../protocol/rpc.js';
+import { SyncChannel } from './fs/sync.js';
 import type { Remote, UdpRemote } from './remote.js';
 import type { LayerSettings } from './settings.js';
+
+/** A sync fs call blocks the app's main thread: past this, it fails (ETIMEDOUT) rather than hang the app. */
+const SYNC_TIMEOUT_MS = 60_000;
 
 export function createRemoteClient(settings: LayerSettings): Remote {
   let rpc: Promise<{ rpc: RpcClient<LayerRequest, LayerResults>; socket: Socket }> | null = null;
@@ -60,6 +65,9 @@ export function createRemoteClient(settings: LayerSettings): Remote {
     }
   }
 
+  // The sync worker is a bundle of its own, next to the layer's (both are in dist/).
+  const files = new SyncChannel({ workerScript: join(__dirname, 'layer-fs-worker.cjs'), socket: settings.socket, timeoutMs: SYNC_TIMEOUT_MS });
+
   return {
     connect: (host, port) => request({ op: 'tcp.connect', host, port }),
     getaddrinfo: (host, family) => request({ op: 'dns.getaddrinfo', host, family }),
@@ -81,6 +89,10 @@ export function createRemoteClient(settings: LayerSettings): Remote {
       listen: (handlers) => {
         udpHandlers = handlers;
       },
+    },
+    files: {
+      request: (fileRequest) => request(fileRequest),
+      requestSync: (fileRequest) => files.request(fileRequest),
     },
   };
 }

@@ -2,7 +2,9 @@
 // registry, applied together. Used by the preload, and directly by tests with a Remote of their own.
 
 import dns from 'node:dns';
-import { writeSync } from 'node:fs';
+import fs, { writeSync } from 'node:fs';
+import { homedir, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { syncBuiltinESMExports } from 'node:module';
 import type { LookupAddress } from '../protocol/messages.js';
 import { defineDnsHooks } from './dns/hooks.js';
@@ -16,6 +18,9 @@ import { createPolicy, createUdpPolicy } from './policy.js';
 import type { Remote } from './remote.js';
 import type { LayerSettings } from './settings.js';
 import { defineUdpHooks } from './udp/hooks.js';
+import { defineFsHooks } from './fs/hooks.js';
+import { FileOps } from './fs/ops.js';
+import { createFilePolicy, type LocalFacts } from './policy.js';
 import { UdpOps, type UdpLookup } from './udp/ops.js';
 
 export interface LayerLog {
@@ -49,15 +54,56 @@ export function installLayer(remote: Remote, settings: LayerSettings): () => voi
   if (settings.outgoing.udp && remote.udp !== undefined) {
     defineUdpHooks(registry, { ops: new UdpOps(remote.udp, createUdpPolicy(settings), lookupAsTheApp), log });
   }
+  // With files local (or a Remote that cannot reach them) fs is not even hooked.
+  const files = settings.files.mode !== 'local' && remote.files !== undefined;
+  if (files) {
+    const policy = createFilePolicy(settings.files, localFacts());
+    // Node's own functions, captured before the hooks replace them: remote fds have local stand-ins.
+    const local = { openSync: fs.openSync, closeSync: fs.closeSync, statSync: fs.statSync };
+    defineFsHooks(registry, { ops: new FileOps(remote.files!, policy, local), log });
+  }
   const restore = registry.apply();
   if (settings.dns.enabled) rebindModuleResolvers(log);
+  else if (files) syncBuiltinESMExports();
   log.debug(
-    `installed (session ${settings.session}, tcp ${settings.outgoing.tcp ? 'on' : 'off'}, udp ${settings.outgoing.udp ? 'on' : 'off'}, dns ${settings.dns.enabled ? 'remote' : 'local'}, incoming ${settings.incoming.mode})`,
+    `installed (session ${settings.session}, tcp ${settings.outgoing.tcp ? 'on' : 'off'}, udp ${settings.outgoing.udp ? 'on' : 'off'}, dns ${settings.dns.enabled ? 'remote' : 'local'}, incoming ${settings.incoming.mode}, files ${files ? settings.files.mode : 'local'})`,
   );
 
   return () => {
     restore();
     if (settings.dns.enabled) rebindModuleResolvers(log);
+    else if (files) syncBuiltinESMExports();
+  };
+}
+
+/** The facts the default local file set is built from, as this process sees them when it starts. */
+export function localFacts(): LocalFacts {
+  const appDirectories: string[] = [];
+  const script = process.argv[1];
+  if (script !== undefined && script !== '') {
+    let scriptDirectory = dirname(script);
+    try {
+      scriptDirectory = dirname(fs.realpathSync(script));
+    } catch {
+      // Not a file (node -e, a REPL): its directory as given.
+    }
+    appDirectories.push(scriptDirectory);
+    // The project the script belongs to: the nearest directory above it with a package.json.
+    for (let directory = scriptDirectory; directory !== dirname(directory); directory = dirname(directory)) {
+      if (fs.existsSync(join(directory, 'package.json'))) {
+        appDirectories.push(directory);
+        break;
+      }
+    }
+  }
+  return {
+    cwd: process.cwd(),
+    appDirectories,
+    home: homedir(),
+    tmpdir: tmpdir(),
+    execPath: process.execPath,
+    // The layer bundle is <remocal>/dist/layer.cjs.
+    remocalDirectory: typeof __dirname === 'string' ? dirname(__dirname) : '',
   };
 }
 

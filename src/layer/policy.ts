@@ -24,8 +24,9 @@
 
 import { realpathSync } from 'node:fs';
 import { isIP } from 'node:net';
-import { basename } from 'node:path';
+import { basename, dirname } from 'node:path';
 import { matchAddressPattern, parseAddressPattern, type AddressPattern, type OutgoingAttempt } from '../config/address-pattern.js';
+import { compileConfigRegex } from '../config/regex.js';
 import type { LayerSettings } from './settings.js';
 
 export type Route = 'local' | 'remote';
@@ -203,4 +204,103 @@ export function createUdpPolicy(settings: LayerSettings): UdpPolicy {
       return unlisted;
     },
   };
+}
+
+// --- files ---------------------------------------------------------------------------------------------------
+// Where a file operation runs, decided on the absolute path (relative paths are taken from the cwd first) and on
+// whether the operation could change the file. In order, the first rule that applies wins:
+//   1. mode `local`: everything local, the lists included.
+//   2. the user's `not_found`: the path does not exist for the app (ENOENT), wherever it is.
+//   3. the user's `read_write`: remote, reads and writes.
+//   4. the user's `read_only`: reads remote; writes local, as mode `read` does it.
+//   5. the user's `local`: local.
+//   6. mode `localwithoverrides`: local (only the lists above send anything to the target).
+//   7. the default local set (defaultLocalFilePatterns): local.
+//   8. mode `read`: reads remote, writes local; mode `write`: remote.
+// The user's lists therefore override the default local set: `read_only: ["^/tmp/shared"]` reads that
+// directory from the target even though /tmp is local by default.
+
+export type FileRoute = Route | 'not-found';
+export type FileIntent = 'read' | 'write';
+
+export interface FilePolicy {
+  route(absolutePath: string, intent: FileIntent): FileRoute;
+  /** True when nothing can ever be remote (mode local): the hooks need not even look at paths. */
+  readonly allLocal: boolean;
+}
+
+/** What the default local set is made from; each process of the session has its own. */
+export interface LocalFacts {
+  cwd: string;
+  /** The main script (process.argv[1]) and its project root (the nearest directory with a package.json). */
+  appDirectories: string[];
+  home: string;
+  tmpdir: string;
+  /** Node's executable; its install prefix (`/usr/local` for /usr/local/bin/node) holds Node's own files. */
+  execPath: string;
+  /** Where remocal itself is installed: the layer and its worker are loaded from there. */
+  remocalDirectory: string;
+}
+
+/** The paths every process keeps local unless the user's lists say otherwise, as case-insensitive regexes. */
+export function defaultLocalFilePatterns(facts: LocalFacts): string[] {
+  const under = (directory: string) => `^${escapeRegex(directory.replace(/\/+$/, ''))}(/|$)`;
+  const directories = [
+    facts.cwd,
+    ...facts.appDirectories,
+    facts.home,
+    facts.tmpdir,
+    dirname(dirname(facts.execPath)),
+    facts.remocalDirectory,
+  ].filter((directory) => directory !== '' && directory !== '/');
+  return [
+    // The app's own code and its dependencies, wherever they are installed.
+    ...directories.map(under),
+    '/node_modules(/|$)',
+    // The kernel's and the machine's views, which describe this machine and never a target's.
+    '^/proc(/|$)',
+    '^/sys(/|$)',
+    '^/dev(/|$)',
+    '^/tmp(/|$)',
+    '^/var/tmp(/|$)',
+    // System programs and libraries: Node, native addons and the tools the app runs are this machine's.
+    '^/usr(/|$)',
+    '^/lib(32|64|x32)?(/|$)',
+    '^/bin(/|$)',
+    '^/sbin(/|$)',
+    '^/opt/homebrew(/|$)',
+    '^/nix(/|$)',
+    '^/snap(/|$)',
+    '^/etc/ld\\.so\\.',
+    '\\.so(\\.[0-9]+)*$',
+  ].filter((pattern, index, all) => all.indexOf(pattern) === index);
+}
+
+export function createFilePolicy(settings: LayerSettings['files'], facts: LocalFacts): FilePolicy {
+  const compile = (patterns: readonly string[] | undefined) => (patterns ?? []).map(compileConfigRegex);
+  const notFound = compile(settings.notFound);
+  const readWrite = compile(settings.readWrite);
+  const readOnly = compile(settings.readOnly);
+  const local = compile(settings.local);
+  const defaults = compile(defaultLocalFilePatterns(facts));
+  const matches = (patterns: RegExp[], path: string) => patterns.some((pattern) => pattern.test(path));
+  const mode = settings.mode;
+  return {
+    allLocal: mode === 'local',
+    route(path, intent) {
+      if (mode === 'local') return 'local';
+      if (matches(notFound, path)) return 'not-found';
+      if (matches(readWrite, path)) return 'remote';
+      if (matches(readOnly, path)) return intent === 'read' ? 'remote' : 'local';
+      if (matches(local, path)) return 'local';
+      if (mode === 'localwithoverrides') return 'local';
+      if (matches(defaults, path)) return 'local';
+      if (mode === 'read') return intent === 'read' ? 'remote' : 'local';
+      return 'remote';
+    },
+  };
+}
+
+function escapeRegex(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }

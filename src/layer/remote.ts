@@ -17,6 +17,7 @@ import type {
   UdpOpenResult,
   UnsubscribeResult,
 } from '../protocol/messages.js';
+import type { FileRemote } from './fs/ops.js';
 
 export interface Remote {
   /** Opens a connection from the target. On success, connect to 127.0.0.1:proxyPort to reach it. */
@@ -31,6 +32,8 @@ export interface Remote {
   unsubscribe(subscription: number): Promise<Result<UnsubscribeResult>>;
   /** Outgoing UDP; a Remote without it keeps every dgram socket local. */
   udp?: UdpRemote;
+  /** The target's files; a Remote without it keeps every file local. */
+  files?: FileRemote;
 }
 
 /** Twin UDP sockets in the target (see the outgoing UDP part of protocol/messages.ts). */

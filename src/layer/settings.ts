@@ -36,6 +36,14 @@ export interface LayerSettings {
     /** Listens on loopback addresses are not subscribed. */
     ignoreLocalhost: boolean;
   };
+  /** Remote files: the mode and the user's regex lists (case-insensitive, on absolute paths); see createFilePolicy. */
+  files: {
+    mode: 'local' | 'localwithoverrides' | 'read' | 'write';
+    readWrite: string[];
+    readOnly: string[];
+    local: string[];
+    notFound: string[];
+  };
   /** pino level names; "silent" by default so that the app's own output is untouched. */
   logLevel: string;
 }

@@ -90,12 +90,13 @@ export function containerPid(name: string): number {
   });
 }
 
-export function agentLaunch(resolved: ResolvedLocalTarget, options: { agentScript?: string; logLevel: string }): AgentLaunch {
+/** `files`: whether the agent serves the target's files, and may change them (see the agent's --files). */
+export function agentLaunch(resolved: ResolvedLocalTarget, options: { agentScript?: string; logLevel: string; files?: 'off' | 'read' | 'write' }): AgentLaunch {
   if (!existsSync('/usr/bin/nsenter') && runChildSync('sh', ['-c', 'command -v nsenter'], { encoding: 'utf8' }).status !== 0) {
     throw new ToolMissingError('Local targets need nsenter, which is not installed.', { hint: 'Install it: apt-get install -y util-linux' });
   }
   const agentScript = options.agentScript ?? distFile('agent.js');
-  const args = [`--net=${resolved.netnsPath}`, '--', process.execPath, agentScript, '--log-level', options.logLevel];
+  const args = [`--net=${resolved.netnsPath}`, '--', process.execPath, agentScript, '--log-level', options.logLevel, '--files', options.files ?? 'read'];
   if (resolved.pid !== null) args.push('--pid', String(resolved.pid));
   else if (resolved.target.kind === 'netns') args.push('--netns', resolved.target.name);
   return { command: 'nsenter', args, target: formatTarget(resolved.target) };

@@ -241,7 +241,8 @@ export type AgentRequest =
   | AgentSubscribeRequest
   | UnsubscribeRequest
   | UdpOpenRequest
-  | UdpCloseRequest;
+  | UdpCloseRequest
+  | FsRequest;
 export type LayerRequest =
   | LayerConnectRequest
   | GetAddrInfoRequest
@@ -251,9 +252,10 @@ export type LayerRequest =
   | LayerSubscribeRequest
   | UnsubscribeRequest
   | UdpOpenRequest
-  | UdpCloseRequest;
+  | UdpCloseRequest
+  | FsRequest;
 
-export interface AgentResults {
+export interface AgentResults extends FsResults {
   'tcp.connect': TcpConnectResult;
   'dns.getaddrinfo': GetAddrInfoResult;
   'dns.query': DnsQueryResult;
@@ -265,6 +267,29 @@ export interface AgentResults {
   'udp.open': UdpOpenResult;
   'udp.close': UdpCloseResult;
 }
+export interface FsResults {
+  'fs.stat': FsStatResult;
+  'fs.lstat': FsStatResult;
+  'fs.fstat': FsStatResult;
+  'fs.access': FsAccessResult;
+  'fs.readdir': FsReaddirResult;
+  'fs.realpath': FsPathResult;
+  'fs.readlink': FsPathResult;
+  'fs.open': FsOpenResult;
+  'fs.read': FsReadResult;
+  'fs.write': FsWriteResult;
+  'fs.close': FsCloseResult;
+  'fs.readFile': FsReadFileResult;
+  'fs.writeFile': FsWriteFileResult;
+  'fs.appendFile': FsWriteFileResult;
+  'fs.mkdir': FsMkdirResult;
+  'fs.rm': FsDoneResult;
+  'fs.unlink': FsDoneResult;
+  'fs.rename': FsDoneResult;
+  'fs.truncate': FsDoneResult;
+}
+export type FsOp = keyof FsResults;
+
 export interface LayerResults extends Omit<AgentResults, 'tcp.connect' | 'session.close'> {
   'tcp.connect': LayerConnectResult;
 }
@@ -304,11 +329,17 @@ export type AgentToIntproxy =
 export type LayerToIntproxy = Hello | RequestMessage<LayerRequest> | ({ type: 'udp.send' } & UdpDatagram);
 export type IntproxyToLayer = Hello | ResponseMessage<LayerResults> | ({ type: 'udp' } & UdpDatagram);
 
-// --- remote files (agent side only, not yet wired) ---------------------------------------------------------
-// The agent reads (and in write mode changes) the target's files under /proc/<pid>/root. These requests are
-// deliberately NOT members of AgentRequest/LayerRequest or AgentResults yet: adding them there would make the
-// session, the intproxy and the layer handle them, and that wiring comes in a later change. Paths are the
-// target's own absolute paths; file contents travel base64-encoded, as UDP datagrams do.
+// --- remote files ------------------------------------------------------------------------------------------
+// The agent reads (and, where the session allows it, changes) the target's files under /proc/<pid>/root. The
+// layer asks, the intproxy passes the request on unchanged. Paths are the target's own absolute paths; file
+// contents travel base64-encoded, as UDP datagrams do. Handles are the agent's, valid for the whole session
+// until fs.close (the intproxy closes those a layer leaves open when its link closes).
+
+/**
+ * The most file content one message carries, raw: base64 makes it 4/3 larger, and a message must stay within
+ * the link's frame limit. Larger reads and writes are split into chunks of this size.
+ */
+export const MAX_FILE_CHUNK_BYTES = 512 * 1024;
 
 /** A file operation's failure: `path` (and `dest` for rename) as the target sees them, never the host path. */
 export interface FileFailure extends RemoteFailure {
@@ -342,7 +373,11 @@ export interface DirEntry {
 }
 
 export interface FsStatRequest {
-  op: 'fs.stat' | 'fs.lstat';
+  op: 'fs.stat';
+  path: string;
+}
+export interface FsLstatRequest {
+  op: 'fs.lstat';
   path: string;
 }
 export type FsStatResult = FileStats;
@@ -378,10 +413,18 @@ export interface FsPathResult {
 export interface FsOpenRequest {
   op: 'fs.open';
   path: string;
+  /** open(2) flags as a number (fs.constants O_*); absent: read only. */
+  flags?: number;
+  /** Permission bits for a file that gets created. */
+  mode?: number;
+  /** Read up to this many bytes from offset 0 with the open, so that small files cost one round trip. */
+  prefetch?: number;
 }
 export interface FsOpenResult {
   /** Valid for this session until fs.close. */
   handle: number;
+  /** With `prefetch`: the first bytes (base64), fewer when the file is shorter. */
+  head?: string;
 }
 
 export interface FsReadRequest {
@@ -394,6 +437,23 @@ export interface FsReadRequest {
 export interface FsReadResult {
   /** base64; fewer bytes than asked at the end of the file, none past it. */
   data: string;
+}
+
+export interface FsWriteRequest {
+  op: 'fs.write';
+  handle: number;
+  /** base64 */
+  data: string;
+  /** Absent: at the handle's current position (the end, for a handle opened to append). */
+  position?: number;
+}
+export interface FsWriteResult {
+  written: number;
+}
+
+export interface FsFstatRequest {
+  op: 'fs.fstat';
+  handle: number;
 }
 
 export interface FsCloseRequest {
@@ -412,12 +472,15 @@ export interface FsReadFileResult {
 }
 
 export interface FsWriteFileRequest {
-  op: 'fs.writeFile' | 'fs.appendFile';
+  op: 'fs.writeFile';
   path: string;
   /** base64 */
   data: string;
   /** Permission bits for a file that gets created. */
   mode?: number;
+}
+export interface FsAppendFileRequest extends Omit<FsWriteFileRequest, 'op'> {
+  op: 'fs.appendFile';
 }
 export type FsWriteFileResult = Record<string, never>;
 
@@ -456,15 +519,19 @@ export type FsDoneResult = Record<string, never>;
 
 export type FsRequest =
   | FsStatRequest
+  | FsLstatRequest
   | FsAccessRequest
   | FsReaddirRequest
   | FsRealpathRequest
   | FsReadlinkRequest
   | FsOpenRequest
   | FsReadRequest
+  | FsWriteRequest
+  | FsFstatRequest
   | FsCloseRequest
   | FsReadFileRequest
   | FsWriteFileRequest
+  | FsAppendFileRequest
   | FsMkdirRequest
   | FsRmRequest
   | FsUnlinkRequest

@@ -13,13 +13,14 @@ function configFrom(data: unknown): RemocalConfig {
 
 const session = { socket: '/run/remocal/s1.sock', session: 's1' };
 
-test('defaults: no filter, loopback stays local, TCP and DNS from the target, silent layer', () => {
+test('defaults: no filter, loopback stays local, TCP, DNS and file reads from the target, silent layer', () => {
   assert.deepEqual(toLayerSettings(configFrom({}), session), {
     socket: '/run/remocal/s1.sock',
     session: 's1',
     outgoing: { filter: {}, ignoreLocalhost: true, tcp: true, udp: true },
     dns: { enabled: true, filter: {} },
     incoming: { mode: 'mirror', portMapping: [], listenPorts: [], ignorePorts: [], ports: null, ignoreLocalhost: false },
+    files: { mode: 'read', readWrite: [], readOnly: [], local: [], notFound: [] },
     logLevel: 'silent',
   });
 });
@@ -54,8 +55,22 @@ test('the outgoing filter, mirrord\'s ignore_localhost, tcp, dns and the layer l
     outgoing: { filter: { remote: ['db.internal:5432'] }, ignoreLocalhost: false, tcp: false, udp: false },
     dns: { enabled: false, filter: {} },
     incoming: { mode: 'mirror', portMapping: [], listenPorts: [], ignorePorts: [], ports: null, ignoreLocalhost: false },
+    files: { mode: 'read', readWrite: [], readOnly: [], local: [], notFound: [] },
     logLevel: 'debug',
   });
+});
+
+test('the fs mode and its lists carry over, a shorthand expanded', () => {
+  const lists = { read_write: ['^/data/'], read_only: ['^/etc/app'], local: ['\\.log$'], not_found: ['^/secrets'] };
+  assert.deepEqual(toLayerSettings(configFrom({ feature: { fs: { mode: 'write', ...lists } } }), session).files, {
+    mode: 'write',
+    readWrite: ['^/data/'],
+    readOnly: ['^/etc/app'],
+    local: ['\\.log$'],
+    notFound: ['^/secrets'],
+  });
+  assert.equal(toLayerSettings(configFrom({ feature: { fs: false } }), session).files.mode, 'local');
+  assert.equal(toLayerSettings(configFrom({ feature: { fs: 'localwithoverrides' } }), session).files.mode, 'localwithoverrides');
 });
 
 test('the settings survive the trip through the REMOCAL_LAYER env var, and share nothing with the config', () => {

@@ -11,7 +11,7 @@ export const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 export const cliPath = join(repoRoot, 'dist', 'cli.js');
 
 export function assertBuilt(): void {
-  for (const file of ['cli.js', 'intproxy.js', 'agent.js', 'layer.cjs', 'pod.js']) {
+  for (const file of ['cli.js', 'intproxy.js', 'agent.js', 'layer.cjs', 'layer-fs-worker.cjs', 'pod.js']) {
     if (!existsSync(join(repoRoot, 'dist', file))) throw new Error(`dist/${file} is missing: run \`npm run build\` first`);
   }
 }

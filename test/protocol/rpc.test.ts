@@ -4,6 +4,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { ProtocolError, TimeoutError } from '../../src/core/errors.js';
 import type { AgentRequest, AgentResults, Result } from '../../src/protocol/messages.js';
 import { RpcClient, serveRequests, type RequestHandlers } from '../../src/protocol/rpc.js';
+import { fileHandlers } from '../../src/agent/files/handlers.js';
 import { linkPair } from './helpers.js';
 
 const unused = async (): Promise<Result<never>> => ({ ok: false, error: { code: 'ENOTSUP', message: 'not in this test' } });
@@ -20,6 +21,7 @@ function handlers(overrides: Partial<RequestHandlers<AgentRequest, AgentResults>
     'session.close': unused,
     'udp.open': unused,
     'udp.close': unused,
+    ...fileHandlers(null),
     ...overrides,
   };
 }

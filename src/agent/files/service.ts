@@ -6,11 +6,11 @@
 // Permission checks are the agent's (it runs as root), not those of the target's user: a file the target's
 // user could not read is readable here. The file policy on the layer side decides what is asked at all.
 
-import type { Dirent, Stats } from 'node:fs';
+import { constants, type Dirent, type Stats } from 'node:fs';
 import { access, appendFile, lstat, mkdir, open, readdir, readlink, rename, rm, stat, truncate, unlink, writeFile } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import type { DirEntry, DirentType, FileFailure, FileResult, FileStats } from '../../protocol/messages.js';
+import { MAX_FILE_CHUNK_BYTES, type DirEntry, type DirentType, type FileFailure, type FileResult, type FileStats } from '../../protocol/messages.js';
 import { resolveInTarget, targetError, targetPathOf, type ResolveOptions } from './root.js';
 
 export interface TargetFilesOptions {
@@ -18,15 +18,16 @@ export interface TargetFilesOptions {
   writable?: boolean;
   /** Open handles one session may hold; one more fails with EMFILE. Default 1024. */
   maxHandles?: number;
-  /** The largest file readFile returns in one answer; larger ones are read through open/read. Default 4 MiB. */
+  /** The largest file readFile returns in one answer; larger ones are read through open/read. Default MAX_FILE_CHUNK_BYTES. */
   maxReadFileBytes?: number;
-  /** The most one read returns, so one answer never holds a whole large file. Default 1 MiB. */
+  /** The most one read returns, so one answer never holds a whole large file. Default MAX_FILE_CHUNK_BYTES. */
   maxReadBytes?: number;
 }
 
 const DEFAULT_MAX_HANDLES = 1024;
-const DEFAULT_MAX_READ_FILE_BYTES = 4 * 1024 * 1024;
-const DEFAULT_MAX_READ_BYTES = 1024 * 1024;
+// One answer must fit one message of the link.
+const DEFAULT_MAX_READ_FILE_BYTES = MAX_FILE_CHUNK_BYTES;
+const DEFAULT_MAX_READ_BYTES = MAX_FILE_CHUNK_BYTES;
 /** Files of /proc and /sys say size 0 and have content: readFile reads to the end in chunks of this. */
 const READ_CHUNK_BYTES = 64 * 1024;
 
@@ -166,35 +167,78 @@ export class TargetFiles {
     return this.onPath(targetPath, 'readlink', { nofollow: true }, async (hostPath) => ({ path: await readlink(hostPath) }));
   }
 
-  /** Opens for reading; the handle lives until close() or closeAll(). */
-  async open(targetPath: string): Promise<FileResult<{ handle: number }>> {
+  /**
+   * Opens with open(2) `flags` (read only by default; a writing flag needs `writable`); the handle lives until
+   * close() or closeAll(). With `prefetch`, the first bytes come back with it.
+   */
+  async open(targetPath: string, options: { flags?: number; mode?: number; prefetch?: number } = {}): Promise<FileResult<{ handle: number; head?: string }>> {
+    const flags = options.flags ?? constants.O_RDONLY;
+    const writing = (flags & (constants.O_WRONLY | constants.O_RDWR | constants.O_CREAT | constants.O_TRUNC | constants.O_APPEND)) !== 0;
+    if (writing && !this.writable) return failure(this.root, targetError('EROFS', 'open', targetPath, 'read-only file system'), 'open', targetPath);
     if (this.handles.size >= this.maxHandles) {
       return failure(this.root, targetError('EMFILE', 'open', targetPath, 'too many open files'), 'open', targetPath);
     }
-    return this.onPath(targetPath, 'open', {}, async (hostPath) => {
-      const file = await open(hostPath, 'r');
+    // O_NOFOLLOW and O_EXCL|O_CREAT act on the last component itself, as the kernel's lookup would.
+    const nofollow = (flags & constants.O_NOFOLLOW) !== 0 || (flags & constants.O_EXCL) !== 0;
+    return this.onPath(targetPath, 'open', { nofollow }, async (hostPath) => {
+      const file = await open(hostPath, flags, options.mode);
       // Checked again: another open may have taken the last slot while this one waited.
       if (this.handles.size >= this.maxHandles) {
         await file.close();
         throw targetError('EMFILE', 'open', targetPath, 'too many open files');
       }
+      let head: string | undefined;
+      if (options.prefetch !== undefined && options.prefetch > 0 && (flags & constants.O_WRONLY) === 0) {
+        try {
+          const buffer = Buffer.alloc(Math.min(options.prefetch, this.maxReadBytes));
+          const { bytesRead } = await file.read(buffer, 0, buffer.length, 0);
+          head = buffer.subarray(0, bytesRead).toString('base64');
+        } catch {
+          // A directory or a device that cannot be read ahead: the reads themselves will say why.
+        }
+      }
       const handle = this.nextHandle++;
       this.handles.set(handle, file);
-      return { handle };
+      return head === undefined ? { handle } : { handle, head };
     });
   }
 
   /** Reads up to `length` bytes (at most maxReadBytes); without `position`, from where the last read ended. */
   async read(handle: number, length: number, position?: number): Promise<FileResult<{ data: string }>> {
-    const file = this.handles.get(handle);
-    const name = `handle ${handle}`;
-    if (file === undefined) return failure(this.root, targetError('EBADF', 'read', name, 'bad file descriptor'), 'read', name);
-    try {
+    return this.onHandle(handle, 'read', async (file) => {
       const buffer = Buffer.alloc(Math.max(0, Math.min(length, this.maxReadBytes)));
       const { bytesRead } = await file.read(buffer, 0, buffer.length, position ?? null);
-      return ok({ data: buffer.subarray(0, bytesRead).toString('base64') });
+      return { data: buffer.subarray(0, bytesRead).toString('base64') };
+    });
+  }
+
+  /** `data` is base64; without `position`, at the current position (the end, for a handle opened to append). */
+  async write(handle: number, data: string, position?: number): Promise<FileResult<{ written: number }>> {
+    return this.onHandle(handle, 'write', async (file) => {
+      const bytes = Buffer.from(data, 'base64');
+      let written = 0;
+      // A regular file takes it all at once; the loop covers short writes to anything else.
+      while (written < bytes.length) {
+        const { bytesWritten } = await file.write(bytes, written, bytes.length - written, position === undefined ? null : position + written);
+        if (bytesWritten === 0) break;
+        written += bytesWritten;
+      }
+      return { written };
+    });
+  }
+
+  async fstat(handle: number): Promise<FileResult<FileStats>> {
+    return this.onHandle(handle, 'fstat', async (file) => statsOf(await file.stat()));
+  }
+
+  private async onHandle<T>(handle: number, syscall: string, body: (file: FileHandle) => Promise<T>): Promise<FileResult<T>> {
+    const file = this.handles.get(handle);
+    const name = `handle ${handle}`;
+    if (file === undefined) return failure(this.root, targetError('EBADF', syscall, name, 'bad file descriptor'), syscall, name);
+    try {
+      return ok(await body(file));
     } catch (error) {
-      return failure(this.root, error, 'read', name);
+      return failure(this.root, error, syscall, name);
     }
   }
 
@@ -259,8 +303,14 @@ export class TargetFiles {
 
   mkdir(targetPath: string, options: { recursive?: boolean; mode?: number } = {}): Promise<FileResult<{ first: string | null }>> {
     return this.onWritablePath(targetPath, 'mkdir', { nofollow: true }, async (hostPath) => {
-      const first = await mkdir(hostPath, { recursive: options.recursive ?? false, ...(options.mode === undefined ? {} : { mode: options.mode }) });
-      return { first: first === undefined ? null : targetPathOf(this.root, first) };
+      const created = await mkdir(hostPath, { recursive: options.recursive ?? false, ...(options.mode === undefined ? {} : { mode: options.mode }) });
+      if (created === undefined) return { first: null };
+      // Named as the caller named it (not through the symlinks resolved on the way): the missing components
+      // are the path's last ones, so the first one created is the path with the ones below it cut off.
+      const below = path.relative(created, hostPath);
+      const depth = below === '' ? 0 : below.split('/').length;
+      const asked = path.resolve('/', targetPath).split('/');
+      return { first: asked.slice(0, asked.length - depth).join('/') || '/' };
     });
   }
 

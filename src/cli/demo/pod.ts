@@ -111,6 +111,8 @@ export interface PodPaths {
   dataDir: string;
   greeting: string;
   config: string;
+  /** A read-only mount inside the pod (as a container with readOnlyRootFilesystem has): writes fail with EROFS. */
+  readOnlyDir: string;
 }
 
 export interface PodExecOptions {
@@ -202,6 +204,7 @@ const POD_PATHS: PodPaths = {
   dataDir: '/var/run/pod-data',
   greeting: '/var/run/pod-data/greeting.txt',
   config: '/var/run/pod-data/config.json',
+  readOnlyDir: '/run/pod-readonly',
 };
 
 interface PodLayout {
@@ -626,6 +629,8 @@ function startupScript(layout: PodLayout, hostname: string, keepPwd: boolean): s
     `[ -L /var/run ] || mount -t tmpfs -o mode=0755,nosuid,nodev,size=16m ${shellQuote(`${layout.name}-var-run`)} /var/run`,
     `mkdir -p ${shellQuote(POD_PATHS.dataDir)}`,
     `cp -R ${shellQuote(path.join(layout.stateDir, 'pod-data'))}/. ${shellQuote(POD_PATHS.dataDir)}/`,
+    `mkdir -p ${shellQuote(POD_PATHS.readOnlyDir)}`,
+    `mount -t tmpfs -o ro,mode=0755,size=1m ${shellQuote(`${layout.name}-readonly`)} ${shellQuote(POD_PATHS.readOnlyDir)}`,
   ];
   for (const [podFile, stateFile] of [
     [POD_PATHS.resolvConf, 'resolv.conf'],
