@@ -9,6 +9,8 @@ import { join } from 'node:path';
 import { constants } from 'node:os';
 import { after, before, describe, it } from 'node:test';
 import type { Pod } from '../../src/cli/demo/pod.js';
+// @ts-expect-error: a plain ES module script without type declarations.
+import { ensureNode } from '../../scripts/node-versions.mjs';
 import { lastJson, runRemocal, startPodWithApp, stopPodWithApp } from '../helpers/remocal.js';
 
 let pod: Pod;
@@ -193,8 +195,8 @@ before(async () => {
 
 after(() => stopPodWithApp(pod, app));
 
-function exec(args: string[], flags: string[] = []) {
-  return runRemocal(['exec', '-q', '-t', `pid/${pod.pid}`, ...flags, '--', process.execPath, 'app.mjs', ...args], { cwd: app.dir });
+function exec(args: string[], flags: string[] = [], node = process.execPath) {
+  return runRemocal(['exec', '-q', '-t', `pid/${pod.pid}`, ...flags, '--', node, 'app.mjs', ...args], { cwd: app.dir });
 }
 
 /** A config file in the app's directory, for the options that have no flag (the regex lists). */
@@ -218,62 +220,68 @@ function expectError(attempt: Attempt<unknown> | undefined, code: string, syscal
   assert.match(attempt.error.message, new RegExp(`^${code}: .+, ${syscall} '${path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}'$`));
 }
 
+function expectedReadForms(): Record<string, unknown> {
+  const greeting = pod.files.greeting;
+  const config = pod.files.config;
+  const fileKind = { file: true, dir: false, link: false, size: Buffer.byteLength(greeting), stats: true, mtime: true };
+  const linkKind = { file: false, dir: false, link: true, size: 4, stats: true, mtime: true };
+  const listing = ['config.json', 'greeting.txt'];
+  const real = pod.paths.greeting.replace(/^\/var\/run\//, '/run/');
+  return {
+    readFileSync: greeting,
+    namedImport: greeting,
+    existsSync: [true, false],
+    statSync: fileKind,
+    bigint: 'bigint',
+    throwIfNoEntry: true,
+    lstatSync: linkKind,
+    readdirSync: listing,
+    readdirTypes: [
+      ['config.json', true, pod.paths.dataDir],
+      ['greeting.txt', true, pod.paths.dataDir],
+    ],
+    readdirRecursive: ['pod-data', 'pod-data/config.json', 'pod-data/greeting.txt'],
+    opendirSync: listing,
+    realpathSync: [real, real],
+    readlinkSync: '/run',
+    fdReads: [4, config.slice(0, 4), 4, config.slice(1, 5)],
+    fstatSync: { ...fileKind, size: Buffer.byteLength(config) },
+    readFileOfFd: config.slice(4),
+    readFile: greeting,
+    exists: true,
+    stat: fileKind,
+    lstat: linkKind,
+    access: 'ok',
+    readdir: listing,
+    opendir: listing,
+    realpath: [real, real],
+    readlink: '/run',
+    fdCallback: [config.slice(0, 64), Buffer.byteLength(config)],
+    promisesReadFile: greeting,
+    promisesStat: fileKind,
+    promisesLstat: linkKind,
+    promisesAccess: 'ok',
+    promisesReaddir: listing,
+    promisesOpendir: listing,
+    promisesRealpath: real,
+    promisesReadlink: '/run',
+    fileHandle: [config.slice(0, 8), Buffer.byteLength(config), config],
+    stream: greeting,
+    streamRange: config.slice(1, 5),
+  };
+}
+
 describe('remote files under remocal exec', () => {
-  it('serves every read form from the pod: sync, callback, promises, streams, FileHandle and Dir', async () => {
-    // The premise: none of it exists on this machine.
-    assert.equal(existsSync(pod.paths.greeting), false);
-    const result = await exec(['read-forms', pod.paths.greeting, pod.paths.dataDir, pod.paths.config]);
-    assert.equal(result.code, 0, result.stderr);
-    const r = lastJson(result);
-    const greeting = pod.files.greeting;
-    const config = pod.files.config;
-    const fileKind = { file: true, dir: false, link: false, size: Buffer.byteLength(greeting), stats: true, mtime: true };
-    const linkKind = { file: false, dir: false, link: true, size: 4, stats: true, mtime: true };
-    const listing = ['config.json', 'greeting.txt'];
-    const real = pod.paths.greeting.replace(/^\/var\/run\//, '/run/');
-    assert.deepEqual(r, {
-      readFileSync: greeting,
-      namedImport: greeting,
-      existsSync: [true, false],
-      statSync: fileKind,
-      bigint: 'bigint',
-      throwIfNoEntry: true,
-      lstatSync: linkKind,
-      readdirSync: listing,
-      readdirTypes: [
-        ['config.json', true, pod.paths.dataDir],
-        ['greeting.txt', true, pod.paths.dataDir],
-      ],
-      readdirRecursive: ['pod-data', 'pod-data/config.json', 'pod-data/greeting.txt'],
-      opendirSync: listing,
-      realpathSync: [real, real],
-      readlinkSync: '/run',
-      fdReads: [4, config.slice(0, 4), 4, config.slice(1, 5)],
-      fstatSync: { ...fileKind, size: Buffer.byteLength(config) },
-      readFileOfFd: config.slice(4),
-      readFile: greeting,
-      exists: true,
-      stat: fileKind,
-      lstat: linkKind,
-      access: 'ok',
-      readdir: listing,
-      opendir: listing,
-      realpath: [real, real],
-      readlink: '/run',
-      fdCallback: [config.slice(0, 64), Buffer.byteLength(config)],
-      promisesReadFile: greeting,
-      promisesStat: fileKind,
-      promisesLstat: linkKind,
-      promisesAccess: 'ok',
-      promisesReaddir: listing,
-      promisesOpendir: listing,
-      promisesRealpath: real,
-      promisesReadlink: '/run',
-      fileHandle: [config.slice(0, 8), Buffer.byteLength(config), config],
-      stream: greeting,
-      streamRange: config.slice(1, 5),
+  for (const major of [20, 22, 24]) {
+    it(`serves every read form from the pod on Node ${major}: sync, callback, promises, streams, FileHandle and Dir`, async () => {
+      // The premise: none of it exists on this machine.
+      assert.equal(existsSync(pod.paths.greeting), false);
+      const node = major === Number(process.versions.node.split('.')[0]) ? process.execPath : (ensureNode(major) as { binary: string }).binary;
+      const result = await exec(['read-forms', pod.paths.greeting, pod.paths.dataDir, pod.paths.config], [], node);
+      assert.equal(result.code, 0, result.stderr);
+      assert.deepEqual(lastJson(result), expectedReadForms());
     });
-  });
+  }
 
   it('fails as Node does inside the pod: ENOENT, EISDIR, ENOTDIR, EACCES with errno, syscall and path', async () => {
     const { greeting, dataDir } = pod.paths;
