@@ -5,12 +5,15 @@
 // *agent's* root: /proc/<pid>/root/var/run -> /run lands on the host's /run. So symlinks are followed here, one
 // component at a time, with absolute link targets re-rooted and `..` stopped at the root, as chroot would.
 //
+// The walk uses synchronous lstat/readlink: each is a few microseconds from the kernel's dentry cache, where a
+// trip through libuv's thread pool costs tens, and a lookup takes one per component.
+//
 // Limit: between this resolution and the operation on the host path, the target could swap a component for a
 // symlink (openat2's RESOLVE_IN_ROOT would close that gap; Node has no binding for it). The agent acts on the
 // target's behalf, so the worst such a race gives the target is a view of the node it already runs on.
 
 import { constants as osConstants } from 'node:os';
-import { lstat, readlink } from 'node:fs/promises';
+import { lstatSync, readlinkSync } from 'node:fs';
 import path from 'node:path';
 
 /** Linux's MAXSYMLINKS: more symlinks than this in one lookup fails with ELOOP. */
@@ -78,7 +81,7 @@ export async function resolveInTarget(root: string, targetPath: string, options:
     const isLast = pending.length === 0;
     let stats;
     try {
-      stats = await lstat(candidate);
+      stats = lstatSync(candidate);
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
       if (code !== 'ENOENT') throw targetError(code ?? 'EIO', syscall, targetPath, (error as Error).message);
@@ -87,7 +90,7 @@ export async function resolveInTarget(root: string, targetPath: string, options:
     }
     if (stats.isSymbolicLink() && (!isLast || followLast)) {
       if (++hops > MAX_SYMLINK_HOPS) throw targetError('ELOOP', syscall, targetPath);
-      const link = await readlink(candidate);
+      const link = readlinkSync(candidate);
       if (link.startsWith('/')) resolved.length = 0;
       pending = [...link.split('/').filter((piece) => piece !== '' && piece !== '.'), ...pending];
       continue;

@@ -3,11 +3,15 @@
 // touched on the host. Failures are values carrying the native errno code and the target's path, so the layer
 // can rebuild the very error Node would have thrown inside the target.
 //
+// Metadata calls and whole-file reads (at most MAX_FILE_CHUNK_BYTES) are synchronous: on the target's local
+// disk each takes microseconds, where a hop through libuv's thread pool costs tens, and a small read would pay
+// several. Reads and writes through handles, which may be large or slow, stay asynchronous.
+//
 // Permission checks are the agent's (it runs as root), not those of the target's user: a file the target's
 // user could not read is readable here. The file policy on the layer side decides what is asked at all.
 
-import { constants, type Dirent, type Stats } from 'node:fs';
-import { access, appendFile, lstat, mkdir, open, readdir, readlink, rename, rm, stat, truncate, unlink, writeFile } from 'node:fs/promises';
+import { accessSync, closeSync, constants, lstatSync, openSync, readdirSync, readlinkSync, readSync, statSync, type Dirent, type Stats } from 'node:fs';
+import { appendFile, mkdir, open, rename, rm, truncate, unlink, writeFile } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { MAX_FILE_CHUNK_BYTES, type DirEntry, type DirentType, type FileFailure, type FileResult, type FileStats } from '../../protocol/messages.js';
@@ -129,24 +133,24 @@ export class TargetFiles {
   }
 
   stat(targetPath: string): Promise<FileResult<FileStats>> {
-    return this.onPath(targetPath, 'stat', {}, async (hostPath) => statsOf(await stat(hostPath)));
+    return this.onPath(targetPath, 'stat', {}, async (hostPath) => statsOf(statSync(hostPath)));
   }
 
   lstat(targetPath: string): Promise<FileResult<FileStats>> {
-    return this.onPath(targetPath, 'lstat', { nofollow: true }, async (hostPath) => statsOf(await lstat(hostPath)));
+    return this.onPath(targetPath, 'lstat', { nofollow: true }, async (hostPath) => statsOf(lstatSync(hostPath)));
   }
 
   /** `mode`: fs.constants F_OK/R_OK/W_OK/X_OK bits. */
   access(targetPath: string, mode: number): Promise<FileResult<Record<string, never>>> {
     return this.onPath(targetPath, 'access', {}, async (hostPath) => {
-      await access(hostPath, mode);
+      accessSync(hostPath, mode);
       return {};
     });
   }
 
   readdir(targetPath: string): Promise<FileResult<{ entries: DirEntry[] }>> {
     return this.onPath(targetPath, 'scandir', {}, async (hostPath) => {
-      const entries = await readdir(hostPath, { withFileTypes: true });
+      const entries = readdirSync(hostPath, { withFileTypes: true });
       return { entries: entries.map((entry) => ({ name: entry.name, type: direntType(entry) })) };
     });
   }
@@ -154,7 +158,7 @@ export class TargetFiles {
   /** The canonical path inside the target, symlinks resolved there. */
   async realpath(targetPath: string): Promise<FileResult<{ path: string }>> {
     const result = await this.onPath(targetPath, 'realpath', {}, async (hostPath) => {
-      await lstat(hostPath);
+      lstatSync(hostPath);
       return { path: targetPathOf(this.root, hostPath) };
     });
     // Node reports a missing path as realpath's failure, not as the lstat used here to find it.
@@ -164,7 +168,7 @@ export class TargetFiles {
 
   /** The link's text, exactly as stored: an absolute target means a path inside the target. */
   readlink(targetPath: string): Promise<FileResult<{ path: string }>> {
-    return this.onPath(targetPath, 'readlink', { nofollow: true }, async (hostPath) => ({ path: await readlink(hostPath) }));
+    return this.onPath(targetPath, 'readlink', { nofollow: true }, async (hostPath) => ({ path: readlinkSync(hostPath) }));
   }
 
   /**
@@ -265,13 +269,13 @@ export class TargetFiles {
   /** A whole small file; one larger than maxReadFileBytes fails with REMOCAL_FILE_TOO_LARGE. */
   readFile(targetPath: string): Promise<FileResult<{ data: string }>> {
     return this.onPath(targetPath, 'open', {}, async (hostPath) => {
-      const file = await open(hostPath, 'r');
+      const fd = openSync(hostPath, 'r');
       try {
         const chunks: Buffer[] = [];
         let total = 0;
         for (;;) {
-          const chunk = Buffer.alloc(READ_CHUNK_BYTES);
-          const { bytesRead } = await file.read(chunk, 0, chunk.length, null);
+          const chunk = Buffer.allocUnsafe(READ_CHUNK_BYTES);
+          const bytesRead = readSync(fd, chunk, 0, chunk.length, null);
           if (bytesRead === 0) break;
           total += bytesRead;
           if (total > this.maxReadFileBytes) {
@@ -281,7 +285,7 @@ export class TargetFiles {
         }
         return { data: Buffer.concat(chunks).toString('base64') };
       } finally {
-        await file.close();
+        closeSync(fd);
       }
     });
   }
