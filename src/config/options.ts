@@ -203,9 +203,16 @@ const env = group({
 
 const fs = group({
   description:
-    'Which file operations go to the target. A mode string is the short form of `{ "mode": … }`; `true` means ' +
-    '`"read"` and `false` means `"local"`. The pattern lists are case-insensitive regexes on the absolute path ' +
-    '(JavaScript syntax) and win over the mode.',
+    'Which file operations go to the target (its files as its processes see them, under /proc/<pid>/root). A mode ' +
+    'string is the short form of `{ "mode": … }`; `true` means `"read"` and `false` means `"local"`. The pattern ' +
+    'lists are case-insensitive regexes on the absolute path (JavaScript syntax); the first rule that applies ' +
+    'wins, in this order: `not_found`, `read_write`, `read_only`, `local`, then the default local set, then the ' +
+    'mode (mode `local` ignores the lists). The default local set keeps this machine\'s own files local whatever the mode: the cwd, the main ' +
+    "script's directory and its project (nearest package.json), any `node_modules`, Node's install prefix, " +
+    'remocal itself, the home directory, temp dirs (`/tmp`, `/var/tmp`, `os.tmpdir()`), `/proc`, `/sys`, `/dev`, ' +
+    '`/usr`, `/lib*`, `/bin`, `/sbin`, `/nix`, `/snap`, `/etc/ld.so.*` and `*.so` files. The lists override it ' +
+    '(`read_only: ["^/tmp/shared/"]` reads that directory from the target). URL objects (`new URL("file:…")`) ' +
+    'always stay local: Node\'s module loader reads the app\'s code through them.',
   shorthand: {
     schema: z.union([z.boolean(), z.enum(FS_MODES)]),
     expand: (value) => ({ mode: value === true ? 'read' : value === false ? 'local' : value }),
