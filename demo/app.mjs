@@ -1,13 +1,21 @@
 // The demo's "local app": what a developer's service might do at start-up. It reads its config from the
-// environment, resolves the names of its dependencies and calls one of them. Run it plain and it finds none
+// environment and a file, resolves the names of its dependencies and calls one of them. Run it plain and it finds none
 // of them; run it through `remocal exec` and it sees what it would see inside the pod.
 import dns from 'node:dns/promises';
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
 
 const report = (label, value) => process.stdout.write(`${label.padEnd(34)} ${value}\n`);
 
 report('env ORDERS_API_URL', process.env.ORDERS_API_URL ?? '(not set)');
 report('env GREETING', process.env.GREETING ? JSON.stringify(process.env.GREETING) : '(not set)');
+
+// A file that only the pod has (as a mounted config map or secret would be).
+try {
+  report('readFileSync(/var/run/pod-data/…)', JSON.stringify(readFileSync('/var/run/pod-data/greeting.txt', 'utf8').trim()));
+} catch (error) {
+  report('readFileSync(/var/run/pod-data/…)', `${error.code}`);
+}
 
 for (const name of ['orders-api', 'hosts-only.internal']) {
   try {

@@ -156,6 +156,7 @@ describe('remocal demo', () => {
     const result = await runRemocal(['demo'], { timeoutMs: 60_000 });
     assert.equal(result.code, 0, result.stderr + result.stdout);
     assert.match(result.stdout, /app │ env GREETING\s+"hello from the pod"/);
+    assert.match(result.stdout, /app │ readFileSync\(\/var\/run\/pod-data\/…\)\s+"hello from [^"]+: this file exists only inside the pod"/);
     assert.match(result.stdout, /app │ dns\.lookup\("orders-api"\)\s+10\.202\.\d+\.20/);
     assert.match(result.stdout, /app │ dns\.lookup\("hosts-only\.internal"\)\s+10\.202\.\d+\.30/);
     assert.match(result.stdout, /app │ GET http:\/\/orders-api\s+200 from orders-api/);
