@@ -2,9 +2,8 @@
 // forwards to the same ops as the plain functions, on the remote file's stand-in fd.
 
 import fs, { type Dirent } from 'node:fs';
-import { bytesOf, type FileOps } from './ops.js';
-
-type ReadOptions = { buffer?: ArrayBufferView; offset?: number; length?: number; position?: number | bigint | null };
+import { readArguments, writeArguments } from './arguments.js';
+import { bytesOf, encodingOf, type FileOps } from './ops.js';
 
 /** What fs.promises.open resolves to for a remote file: the FileHandle methods apps use, on the remote file. */
 export class RemoteFileHandle {
@@ -15,15 +14,9 @@ export class RemoteFileHandle {
     readonly fd: number,
   ) {}
 
-  async read(first?: ArrayBufferView | ReadOptions, offset?: number | ReadOptions, length?: number, position?: number | bigint | null): Promise<{ bytesRead: number; buffer: ArrayBufferView }> {
-    let options: ReadOptions;
-    if (first === undefined || (!ArrayBuffer.isView(first) && typeof first === 'object')) options = first ?? {};
-    else if (typeof offset === 'object' && offset !== null) options = { ...offset, buffer: first };
-    else options = { buffer: first, ...(offset === undefined ? {} : { offset }), ...(length === undefined ? {} : { length }), position: position ?? null };
-    const buffer = options.buffer ?? Buffer.alloc(16384);
-    const start = options.offset ?? 0;
-    const count = options.length ?? buffer.byteLength - start;
-    const bytesRead = await this.ops.runAsync(this.ops.read(this.fd, buffer, start, count, options.position ?? null));
+  async read(...args: unknown[]): Promise<{ bytesRead: number; buffer: ArrayBufferView }> {
+    const { buffer, offset, length, position } = readArguments(args);
+    const bytesRead = await this.ops.runAsync(this.ops.read(this.fd, buffer, offset, length, position));
     return { bytesRead, buffer };
   }
 
@@ -31,27 +24,15 @@ export class RemoteFileHandle {
     return this.ops.runAsync(this.ops.readFileOfFd(this.fd, options));
   }
 
-  async write(data: unknown, offsetOrPosition?: unknown, lengthOrEncoding?: unknown, position?: number | null): Promise<{ bytesWritten: number; buffer: unknown }> {
-    let bytes: Buffer;
-    let at: number | null | undefined;
-    if (typeof data === 'string') {
-      bytes = bytesOf(data, typeof lengthOrEncoding === 'string' ? (lengthOrEncoding as BufferEncoding) : 'utf8');
-      at = typeof offsetOrPosition === 'number' ? offsetOrPosition : null;
-    } else {
-      const whole = bytesOf(data);
-      const options = typeof offsetOrPosition === 'object' && offsetOrPosition !== null ? (offsetOrPosition as ReadOptions) : null;
-      const start = options?.offset ?? (typeof offsetOrPosition === 'number' ? offsetOrPosition : 0);
-      const length = options?.length ?? (typeof lengthOrEncoding === 'number' ? lengthOrEncoding : whole.length - start);
-      bytes = whole.subarray(start, start + length);
-      at = options ? (options.position === undefined || options.position === null ? null : Number(options.position)) : position;
-    }
-    const bytesWritten = await this.ops.runAsync(this.ops.write(this.fd, bytes, at));
+  async write(data: unknown, ...args: unknown[]): Promise<{ bytesWritten: number; buffer: unknown }> {
+    const { bytes, position } = writeArguments([data, ...args]);
+    const bytesWritten = await this.ops.runAsync(this.ops.write(this.fd, bytes, position));
     return { bytesWritten, buffer: data };
   }
 
   async writeFile(data: unknown, options?: unknown): Promise<void> {
-    const encoding = typeof options === 'string' ? options : (options as { encoding?: string } | undefined)?.encoding;
-    await this.ops.runAsync(this.ops.write(this.fd, bytesOf(data, (encoding ?? 'utf8') as BufferEncoding), null));
+    const encoding = (encodingOf(options, 'utf8') ?? 'utf8') as BufferEncoding;
+    await this.ops.runAsync(this.ops.write(this.fd, bytesOf(data, encoding), null));
   }
 
   appendFile(data: unknown, options?: unknown): Promise<void> {

@@ -12,7 +12,8 @@ import type { LayerLog } from '../install.js';
 import type { PatchRegistry } from '../patches.js';
 import type { FileIntent } from '../policy.js';
 import { RemoteDir, RemoteFileHandle } from './handles.js';
-import { bytesOf, encodingOf, intentOfFlags, makeDirent, nativeFileError, openFlags, type FileOps, type FsCall, type RemotePath } from './ops.js';
+import { readArguments, writeArguments } from './arguments.js';
+import { bytesOf, encodingOf, intentOfFlags, nativeFileError, openFlags, type FileOps, type FsCall, type RemotePath } from './ops.js';
 
 type AnyFunction = (this: unknown, ...args: unknown[]) => unknown;
 type Callback = (error: Error | null, ...results: unknown[]) => void;
@@ -97,8 +98,7 @@ export function defineFsHooks(registry: PatchRegistry, context: FsHookContext): 
   definePathFunction('opendir', {
     intent: 'read',
     call: function* (target) {
-      const entries = (yield* ops.readdir(target, { withFileTypes: true })) as fs.Dirent[];
-      return new RemoteDir(target.shown, entries.map((entry) => makeDirent(entry.name, direntTypeOf(entry), target.shown)));
+      return new RemoteDir(target.shown, (yield* ops.readdir(target, { withFileTypes: true })) as fs.Dirent[]);
     },
   });
 
@@ -366,51 +366,4 @@ function modeOf(mode: unknown): number | undefined {
   if (typeof mode === 'number') return mode;
   if (typeof mode === 'string') return parseInt(mode, 8);
   return undefined;
-}
-
-function direntTypeOf(entry: fs.Dirent): Parameters<typeof makeDirent>[1] {
-  if (entry.isFile()) return 'file';
-  if (entry.isDirectory()) return 'directory';
-  if (entry.isSymbolicLink()) return 'symlink';
-  if (entry.isFIFO()) return 'fifo';
-  if (entry.isSocket()) return 'socket';
-  if (entry.isCharacterDevice()) return 'character-device';
-  if (entry.isBlockDevice()) return 'block-device';
-  return 'unknown';
-}
-
-/** fs.read's shapes: (buffer, offset, length, position), (buffer, options), ({ buffer, … }), or none. */
-function readArguments(rest: unknown[]): { buffer: ArrayBufferView; offset: number; length: number; position: number | bigint | null } {
-  const [first, second, length, position] = rest;
-  if (ArrayBuffer.isView(first)) {
-    if (typeof second === 'object' && second !== null) {
-      const options = second as { offset?: number; length?: number; position?: number | bigint | null };
-      const offset = options.offset ?? 0;
-      return { buffer: first, offset, length: options.length ?? first.byteLength - offset, position: options.position ?? null };
-    }
-    const offset = typeof second === 'number' ? second : 0;
-    return { buffer: first, offset, length: typeof length === 'number' ? length : first.byteLength - offset, position: (position as number | bigint | null | undefined) ?? null };
-  }
-  const options = (first ?? {}) as { buffer?: ArrayBufferView; offset?: number; length?: number; position?: number | bigint | null };
-  const buffer = options.buffer ?? Buffer.alloc(16384);
-  const offset = options.offset ?? 0;
-  return { buffer, offset, length: options.length ?? buffer.byteLength - offset, position: options.position ?? null };
-}
-
-/** fs.write's shapes: (buffer, offset, length, position), (buffer, options), (string, position, encoding). */
-function writeArguments(rest: unknown[]): { bytes: Buffer; position: number | null } {
-  const [data, second, third, fourth] = rest;
-  if (typeof data === 'string') {
-    const encoding = typeof third === 'string' ? (third as BufferEncoding) : 'utf8';
-    return { bytes: Buffer.from(data, encoding), position: typeof second === 'number' ? second : null };
-  }
-  const whole = bytesOf(data);
-  if (typeof second === 'object' && second !== null) {
-    const options = second as { offset?: number; length?: number; position?: number | null };
-    const offset = options.offset ?? 0;
-    return { bytes: whole.subarray(offset, offset + (options.length ?? whole.length - offset)), position: options.position ?? null };
-  }
-  const offset = typeof second === 'number' ? second : 0;
-  const length = typeof third === 'number' ? third : whole.length - offset;
-  return { bytes: whole.subarray(offset, offset + length), position: typeof fourth === 'number' ? fourth : null };
 }
