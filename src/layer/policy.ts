@@ -225,8 +225,6 @@ export type FileIntent = 'read' | 'write';
 
 export interface FilePolicy {
   route(absolutePath: string, intent: FileIntent): FileRoute;
-  /** True when nothing can ever be remote (mode local): the hooks need not even look at paths. */
-  readonly allLocal: boolean;
 }
 
 /** What the default local set is made from; each process of the session has its own. */
@@ -286,7 +284,6 @@ export function createFilePolicy(settings: LayerSettings['files'], facts: LocalF
   const matches = (patterns: RegExp[], path: string) => patterns.some((pattern) => pattern.test(path));
   const mode = settings.mode;
   return {
-    allLocal: mode === 'local',
     route(path, intent) {
       if (mode === 'local') return 'local';
       if (matches(notFound, path)) return 'not-found';

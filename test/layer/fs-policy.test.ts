@@ -23,14 +23,12 @@ describe('file policy', () => {
     const p = policy({});
     assert.equal(p.route('/etc/app/config.yaml', 'read'), 'remote');
     assert.equal(p.route('/etc/app/config.yaml', 'write'), 'local');
-    assert.equal(p.allLocal, false);
   });
 
   it('write mode: both remote; local mode: nothing remote, the lists included', () => {
     assert.equal(policy({ mode: 'write' }).route('/var/lib/app/state', 'write'), 'remote');
     const local = policy({ mode: 'local', readWrite: ['.*'], notFound: ['.*'] });
     assert.equal(local.route('/etc/app/config.yaml', 'read'), 'local');
-    assert.equal(local.allLocal, true);
   });
 
   it('localwithoverrides: local unless a list says otherwise', () => {

@@ -205,7 +205,7 @@ export class FileOps {
 
   constructor(
     private readonly remote: FileRemote,
-    readonly policy: FilePolicy,
+    private readonly policy: FilePolicy,
     private readonly local: LocalFs,
   ) {}
 
@@ -217,7 +217,6 @@ export class FileOps {
    * through them, and module files are the app's own.
    */
   where(pathArgument: unknown, intent: FileIntent): RemotePath | null {
-    if (this.policy.allLocal) return null;
     let shown: string;
     if (typeof pathArgument === 'string') shown = pathArgument;
     else if (Buffer.isBuffer(pathArgument)) shown = pathArgument.toString('utf8');
