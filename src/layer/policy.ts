@@ -62,13 +62,7 @@ export interface Policy {
 }
 
 export function createPolicy(settings: LayerSettings): Policy {
-  const { tcp, ignoreLocalhost, filter } = settings.outgoing;
-  const localList = nonEmpty(filter.local);
-  const remoteList = nonEmpty(filter.remote);
-  // Patterns were validated by the config module; parsing again here keeps the layer free of the schema library.
-  const patterns = (localList ?? remoteList ?? []).map(parseAddressPattern).filter((p) => p.protocol !== 'udp');
-  const listed: Route | null = localList ? 'local' : remoteList ? 'remote' : null;
-  const unlisted: Route = listed === 'local' ? 'remote' : 'local';
+  const connect = outgoingRoute('tcp', settings);
   const dnsEnabled = settings.dns.enabled;
   const dnsLocal = nonEmpty(settings.dns.filter?.local)?.map(parseAddressPattern);
   const dnsRemote = nonEmpty(settings.dns.filter?.remote)?.map(parseAddressPattern);
@@ -80,20 +74,7 @@ export function createPolicy(settings: LayerSettings): Policy {
   const onlyPorts = incoming.ports === null ? null : new Set(incoming.ports);
 
   return {
-    connect(attempt) {
-      if (!tcp) return 'local';
-      const address = attempt.address ?? (attempt.hostname !== undefined && isIP(attempt.hostname) ? attempt.hostname : undefined);
-      const hostname = attempt.hostname !== undefined && isIP(attempt.hostname) ? undefined : attempt.hostname;
-      const loopback = (address !== undefined && isLoopbackAddress(address)) || (hostname !== undefined && isLocalhostName(hostname));
-      if (loopback && ignoreLocalhost) return 'local';
-      if (listed === null) return 'remote';
-      const candidate: OutgoingAttempt = { protocol: 'tcp', hostname, address, port: attempt.port };
-      if (patterns.some((pattern) => matchAddressPattern(pattern, candidate))) return listed;
-      if (address === undefined && hostname !== undefined && patterns.some((p) => couldMatchOnceResolved(p, candidate))) {
-        return 'resolve-first';
-      }
-      return unlisted;
-    },
+    connect,
     lookup(hostname) {
       if (!dnsEnabled) return 'local';
       if (isIP(hostname) || isLocalhostName(hostname)) return 'local';
@@ -171,9 +152,9 @@ export function isPackageManagerCli(script: string | undefined, resolveLink: (pa
 }
 
 // --- outgoing UDP ----------------------------------------------------------------------------------------
-// Kept apart from createPolicy so that each transport's rules read on their own. Datagrams follow the TCP rules
-// above with their own switch (outgoing.udp) and the patterns that name udp:// or no protocol. A datagram with
-// no address goes where Node sends it: to loopback, which stays local.
+// Datagrams follow the TCP rules above (outgoingRoute) with their own switch (outgoing.udp) and the patterns
+// that name udp:// or no protocol. A datagram with no address goes where Node sends it: to loopback, which
+// stays local.
 
 export interface UdpPolicy {
   /** Where a datagram to (or a dgram connect to) this destination goes. */
@@ -181,28 +162,41 @@ export interface UdpPolicy {
 }
 
 export function createUdpPolicy(settings: LayerSettings): UdpPolicy {
-  const { udp, ignoreLocalhost, filter } = settings.outgoing;
-  const localList = nonEmpty(filter.local);
-  const remoteList = nonEmpty(filter.remote);
-  const patterns = (localList ?? remoteList ?? []).map(parseAddressPattern).filter((p) => p.protocol !== 'tcp');
-  const listed: Route | null = localList ? 'local' : remoteList ? 'remote' : null;
-  const unlisted: Route = listed === 'local' ? 'remote' : 'local';
+  const route = outgoingRoute('udp', settings);
   return {
     send(attempt) {
-      if (!udp) return 'local';
-      const address = attempt.address ?? (attempt.hostname !== undefined && isIP(attempt.hostname) ? attempt.hostname : undefined);
-      const hostname = attempt.hostname !== undefined && isIP(attempt.hostname) ? undefined : attempt.hostname;
-      if (address === undefined && hostname === undefined) return 'local';
-      const loopback = (address !== undefined && isLoopbackAddress(address)) || (hostname !== undefined && isLocalhostName(hostname));
-      if (loopback && ignoreLocalhost) return 'local';
-      if (listed === null) return 'remote';
-      const candidate: OutgoingAttempt = { protocol: 'udp', hostname, address, port: attempt.port };
-      if (patterns.some((pattern) => matchAddressPattern(pattern, candidate))) return listed;
-      if (address === undefined && hostname !== undefined && patterns.some((p) => couldMatchOnceResolved(p, candidate))) {
-        return 'resolve-first';
-      }
-      return unlisted;
+      if (attempt.address === undefined && attempt.hostname === undefined) return 'local';
+      return route(attempt);
     },
+  };
+}
+
+/**
+ * The outgoing rules (1–3 at the top of this file) for one transport: its own switch (outgoing.tcp or
+ * outgoing.udp), and the filter's patterns that name that protocol or none.
+ */
+function outgoingRoute(protocol: 'tcp' | 'udp', settings: LayerSettings): (attempt: ConnectAttempt) => ConnectDecision {
+  const { ignoreLocalhost, filter } = settings.outgoing;
+  const enabled = settings.outgoing[protocol];
+  const localList = nonEmpty(filter.local);
+  const remoteList = nonEmpty(filter.remote);
+  // Patterns were validated by the config module; parsing again here keeps the layer free of the schema library.
+  const patterns = (localList ?? remoteList ?? []).map(parseAddressPattern).filter((p) => p.protocol === null || p.protocol === protocol);
+  const listed: Route | null = localList ? 'local' : remoteList ? 'remote' : null;
+  const unlisted: Route = listed === 'local' ? 'remote' : 'local';
+  return (attempt) => {
+    if (!enabled) return 'local';
+    const address = attempt.address ?? (attempt.hostname !== undefined && isIP(attempt.hostname) ? attempt.hostname : undefined);
+    const hostname = attempt.hostname !== undefined && isIP(attempt.hostname) ? undefined : attempt.hostname;
+    const loopback = (address !== undefined && isLoopbackAddress(address)) || (hostname !== undefined && isLocalhostName(hostname));
+    if (loopback && ignoreLocalhost) return 'local';
+    if (listed === null) return 'remote';
+    const candidate: OutgoingAttempt = { protocol, hostname, address, port: attempt.port };
+    if (patterns.some((pattern) => matchAddressPattern(pattern, candidate))) return listed;
+    if (address === undefined && hostname !== undefined && patterns.some((p) => couldMatchOnceResolved(p, candidate))) {
+      return 'resolve-first';
+    }
+    return unlisted;
   };
 }
 
