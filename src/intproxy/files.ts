@@ -4,8 +4,8 @@
 // may use or close it: a process's sync calls travel on its worker's link and its async calls on its own.
 
 import type { Logger } from '../core/log.js';
-import type { FsRequest, FsResults, Result } from '../protocol/messages.js';
-import type { RequestHandlers } from '../protocol/rpc.js';
+import { FS_OPS, type FsRequest, type FsResults, type Result } from '../protocol/messages.js';
+import { uniformHandlers, type RequestHandlers } from '../protocol/rpc.js';
 import type { AgentConnection } from './agent-link.js';
 
 export class FileRelay {
@@ -20,32 +20,16 @@ export class FileRelay {
   handlersFor(owner: object): RequestHandlers<FsRequest, FsResults> {
     const pass = <R extends FsRequest>(request: R) => this.agent.rpc.request(request) as Promise<Result<FsResults[R['op']]>>;
     return {
-      'fs.stat': pass,
-      'fs.lstat': pass,
-      'fs.fstat': pass,
-      'fs.access': pass,
-      'fs.readdir': pass,
-      'fs.realpath': pass,
-      'fs.readlink': pass,
+      ...uniformHandlers<FsRequest, FsResults>(FS_OPS, pass),
       'fs.open': async (request) => {
         const result = await pass(request);
         if (result.ok) this.owners.set(result.value.handle, owner);
         return result;
       },
-      'fs.read': pass,
-      'fs.write': pass,
       'fs.close': (request) => {
         this.owners.delete(request.handle);
         return pass(request);
       },
-      'fs.readFile': pass,
-      'fs.writeFile': pass,
-      'fs.appendFile': pass,
-      'fs.mkdir': pass,
-      'fs.rm': pass,
-      'fs.unlink': pass,
-      'fs.rename': pass,
-      'fs.truncate': pass,
     };
   }
 

@@ -290,6 +290,31 @@ export interface FsResults {
 }
 export type FsOp = keyof FsResults;
 
+// A Record, so that the compiler insists on every op of FsResults and on no other.
+const FS_OP_SET: Record<FsOp, true> = {
+  'fs.stat': true,
+  'fs.lstat': true,
+  'fs.fstat': true,
+  'fs.access': true,
+  'fs.readdir': true,
+  'fs.realpath': true,
+  'fs.readlink': true,
+  'fs.open': true,
+  'fs.read': true,
+  'fs.write': true,
+  'fs.close': true,
+  'fs.readFile': true,
+  'fs.writeFile': true,
+  'fs.appendFile': true,
+  'fs.mkdir': true,
+  'fs.rm': true,
+  'fs.unlink': true,
+  'fs.rename': true,
+  'fs.truncate': true,
+};
+/** Every file operation, for the places that treat them all alike (pass them on, refuse them all). */
+export const FS_OPS = Object.keys(FS_OP_SET) as FsOp[];
+
 export interface LayerResults extends Omit<AgentResults, 'tcp.connect' | 'session.close'> {
   'tcp.connect': LayerConnectResult;
 }

@@ -16,6 +16,17 @@ export type RequestHandlers<Req extends { op: string }, Results extends ResultsF
   [K in Req['op']]: (request: Extract<Req, { op: K }>) => Promise<Result<Results[K]>> | Result<Results[K]>;
 };
 
+/**
+ * One handler for every op of `ops`, which must list all of Req's ops (see FS_OPS): for places that treat a
+ * family of requests alike, such as a relay passing them on or a service refusing them all.
+ */
+export function uniformHandlers<Req extends { op: string }, Results extends ResultsFor<Req>>(
+  ops: readonly Req['op'][],
+  handler: (request: Req) => Promise<Result<unknown>> | Result<unknown>,
+): RequestHandlers<Req, Results> {
+  return Object.fromEntries(ops.map((op) => [op, handler])) as unknown as RequestHandlers<Req, Results>;
+}
+
 // Any link will do: which messages it may carry is the business of its Out/In unions, checked where it is made.
 type AnyLink = Link<WireMessage, WireMessage>;
 

@@ -1,8 +1,8 @@
 // The agent's handlers of the fs.* operations: each request mapped onto the session's TargetFiles. A session
 // without a file system of its own (a bare network namespace) answers every one with the same clear failure.
 
-import type { FileResult, FsRequest, FsResults } from '../../protocol/messages.js';
-import type { RequestHandlers } from '../../protocol/rpc.js';
+import { FS_OPS, type FileResult, type FsRequest, type FsResults } from '../../protocol/messages.js';
+import { uniformHandlers, type RequestHandlers } from '../../protocol/rpc.js';
 import type { TargetFiles } from './service.js';
 
 export const NO_TARGET_FILES = 'REMOCAL_NO_TARGET_FILES';
@@ -17,27 +17,7 @@ export function fileHandlers(files: TargetFiles | null): RequestHandlers<FsReque
         path: 'path' in request ? request.path : '',
       },
     });
-    return {
-      'fs.stat': refuse,
-      'fs.lstat': refuse,
-      'fs.fstat': refuse,
-      'fs.access': refuse,
-      'fs.readdir': refuse,
-      'fs.realpath': refuse,
-      'fs.readlink': refuse,
-      'fs.open': refuse,
-      'fs.read': refuse,
-      'fs.write': refuse,
-      'fs.close': refuse,
-      'fs.readFile': refuse,
-      'fs.writeFile': refuse,
-      'fs.appendFile': refuse,
-      'fs.mkdir': refuse,
-      'fs.rm': refuse,
-      'fs.unlink': refuse,
-      'fs.rename': refuse,
-      'fs.truncate': refuse,
-    };
+    return uniformHandlers<FsRequest, FsResults>(FS_OPS, refuse);
   }
   return {
     'fs.stat': (request) => files.stat(request.path),
