@@ -9,3 +9,8 @@
 export function compileConfigRegex(pattern: string): RegExp {
   return new RegExp(pattern, 'i');
 }
+
+/** `text` as a regex that matches exactly it. */
+export function escapeRegex(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}

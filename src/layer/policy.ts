@@ -26,7 +26,7 @@ import { realpathSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { basename, dirname } from 'node:path';
 import { matchAddressPattern, parseAddressPattern, type AddressPattern, type OutgoingAttempt } from '../config/address-pattern.js';
-import { compileConfigRegex } from '../config/regex.js';
+import { compileConfigRegex, escapeRegex } from '../config/regex.js';
 import type { LayerSettings } from './settings.js';
 
 export type Route = 'local' | 'remote';
@@ -290,8 +290,4 @@ export function createFilePolicy(settings: LayerSettings['files'], facts: LocalF
       return 'remote';
     },
   };
-}
-
-function escapeRegex(text: string): string {
-  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }

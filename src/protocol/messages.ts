@@ -9,6 +9,8 @@
 // Byte streams (an outgoing TCP connection, say) are not messages: they travel as DATA/CREDIT/END/RESET
 // frames of the link (see frames.ts and link.ts) under a stream id chosen by the side that opens them.
 
+import { constants as fsConstants } from 'node:fs';
+
 /** Bumped when a peer of the previous version could misread what this version sends. */
 export const PROTOCOL_VERSION = 1;
 /** The oldest peer version this code still speaks to. */
@@ -444,6 +446,14 @@ export interface FsOpenRequest {
   mode?: number;
   /** Read up to this many bytes from offset 0 with the open, so that small files cost one round trip. */
   prefetch?: number;
+}
+/**
+ * Whether open(2) flags can change the file (write access, create, truncate, append): the layer sends such opens
+ * to the target only where writes go there, and the agent refuses them unless the session may write.
+ */
+export function opensForWriting(flags: number): boolean {
+  const { O_WRONLY, O_RDWR, O_CREAT, O_TRUNC, O_APPEND } = fsConstants;
+  return (flags & (O_WRONLY | O_RDWR | O_CREAT | O_TRUNC | O_APPEND)) !== 0;
 }
 export interface FsOpenResult {
   /** Valid for this session until fs.close. */

@@ -14,7 +14,8 @@ import { accessSync, closeSync, constants, lstatSync, openSync, readdirSync, rea
 import { appendFile, mkdir, open, rename, rm, truncate, unlink, writeFile } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import { MAX_FILE_CHUNK_BYTES, type DirEntry, type DirentType, type FileFailure, type FileResult, type FileStats } from '../../protocol/messages.js';
+import { escapeRegex } from '../../config/regex.js';
+import { MAX_FILE_CHUNK_BYTES, opensForWriting, type DirEntry, type DirentType, type FileFailure, type FileResult, type FileStats } from '../../protocol/messages.js';
 import { resolveInTarget, targetError, targetPathOf, type ResolveOptions } from './root.js';
 
 export interface TargetFilesOptions {
@@ -81,7 +82,7 @@ function failure(root: string, error: unknown, syscall: string, targetPath: stri
   const actualSyscall = native.syscall ?? syscall;
   const described = /^[A-Z0-9_]+: (.*?), [a-z_]+ /.exec(native.message)?.[1] ?? native.message;
   // Some of Node's own errors (ERR_FS_EISDIR of rm) name the path in the description: never show the host's.
-  const hostPaths = new RegExp(`${root.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(/[^\\s,']*)?`, 'g');
+  const hostPaths = new RegExp(`${escapeRegex(root)}(/[^\\s,']*)?`, 'g');
   const description = described.replace(hostPaths, (_match, rest: string | undefined) => rest || '/');
   const where = dest === undefined ? `'${targetPath}'` : `'${targetPath}' -> '${dest}'`;
   const result: FileFailure = { code, message: `${code}: ${description}, ${actualSyscall} ${where}`, syscall: actualSyscall, path: targetPath };
@@ -177,8 +178,7 @@ export class TargetFiles {
    */
   async open(targetPath: string, options: { flags?: number; mode?: number; prefetch?: number } = {}): Promise<FileResult<{ handle: number; head?: string }>> {
     const flags = options.flags ?? constants.O_RDONLY;
-    const writing = (flags & (constants.O_WRONLY | constants.O_RDWR | constants.O_CREAT | constants.O_TRUNC | constants.O_APPEND)) !== 0;
-    if (writing && !this.writable) return failure(this.root, targetError('EROFS', 'open', targetPath, 'read-only file system'), 'open', targetPath);
+    if (opensForWriting(flags) && !this.writable) return failure(this.root, targetError('EROFS', 'open', targetPath, 'read-only file system'), 'open', targetPath);
     if (this.handles.size >= this.maxHandles) {
       return failure(this.root, targetError('EMFILE', 'open', targetPath, 'too many open files'), 'open', targetPath);
     }

@@ -11,7 +11,7 @@
 
 import fs, { constants, type BigIntStats, type Dirent, type Stats } from 'node:fs';
 import path from 'node:path';
-import { MAX_FILE_CHUNK_BYTES, type DirentType, type FileStats, type FsRequest, type FsResults, type RemoteFailure, type Result } from '../../protocol/messages.js';
+import { MAX_FILE_CHUNK_BYTES, opensForWriting, type DirentType, type FileStats, type FsRequest, type FsResults, type RemoteFailure, type Result } from '../../protocol/messages.js';
 import { uvErrno } from '../errors.js';
 import type { FileIntent, FilePolicy } from '../policy.js';
 
@@ -170,8 +170,7 @@ export function openFlags(flags: unknown, fallback = 'r'): number | undefined {
 }
 
 export function intentOfFlags(flags: number): FileIntent {
-  const { O_WRONLY, O_RDWR, O_CREAT, O_TRUNC, O_APPEND } = constants;
-  return (flags & (O_WRONLY | O_RDWR | O_CREAT | O_TRUNC | O_APPEND)) !== 0 ? 'write' : 'read';
+  return opensForWriting(flags) ? 'write' : 'read';
 }
 
 /** The encoding of an fs options argument: a string, or { encoding }. */
