@@ -2,12 +2,12 @@
 // operation (a process that never does one costs nothing). The socket never keeps the app alive by itself:
 // it is ref'd only while a request is pending, as a native getaddrinfo or connect would hold the event loop.
 
-import { Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { join } from 'node:path';
-import { Link } from '../protocol/link.js';
-import type { IntproxyToLayer, LayerRequest, LayerResults, LayerToIntproxy, Result } from '../protocol/messages.js';
+import type { LayerRequest, LayerResults, Result } from '../protocol/messages.js';
 import { RpcClient } from '../protocol/rpc.js';
 import { SyncChannel } from './fs/sync.js';
+import { openLayerLink, type LayerLink } from './link.js';
 import type { Remote, UdpRemote } from './remote.js';
 import type { LayerSettings } from './settings.js';
 
@@ -18,18 +18,12 @@ export function createRemoteClient(settings: LayerSettings): Remote {
   let rpc: Promise<{ rpc: RpcClient<LayerRequest, LayerResults>; socket: Socket }> | null = null;
   let pending = 0;
   // The link UDP datagrams go out on: only the link their twin was opened on knows the twin.
-  let currentLink: Link<LayerToIntproxy, IntproxyToLayer> | null = null;
+  let currentLink: LayerLink | null = null;
   let udpHandlers: Parameters<UdpRemote['listen']>[0] | null = null;
 
   function connect(): Promise<{ rpc: RpcClient<LayerRequest, LayerResults>; socket: Socket }> {
     rpc ??= (async () => {
-      const socket = new Socket();
-      socket.connect({ path: settings.socket });
-      const link = new Link<LayerToIntproxy, IntproxyToLayer>({ readable: socket, writable: socket }, {
-        role: 'layer',
-        streamIdParity: 'odd',
-        info: { pid: process.pid, node: process.version },
-      });
+      const { link, socket } = openLayerLink(settings.socket, { node: process.version });
       currentLink = link;
       link.on('message', (message) => {
         if (message.type === 'udp') udpHandlers?.onDatagram(message);

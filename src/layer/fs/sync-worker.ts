@@ -2,11 +2,10 @@
 // a link of its own to the intproxy, while the main thread waits (see sync.ts). Whatever happens, every
 // request gets an answer and the flag is flipped: a request left unanswered would block the app.
 
-import { Socket } from 'node:net';
 import { workerData } from 'node:worker_threads';
-import { Link } from '../../protocol/link.js';
-import type { IntproxyToLayer, LayerRequest, LayerResults, LayerToIntproxy, Result } from '../../protocol/messages.js';
+import type { LayerRequest, LayerResults, Result } from '../../protocol/messages.js';
 import { RpcClient } from '../../protocol/rpc.js';
+import { openLayerLink } from '../link.js';
 import type { SyncAnswer, SyncEnvelope, SyncWorkerData } from './sync.js';
 
 const { socket: socketPath, state: shared, port } = workerData as SyncWorkerData;
@@ -15,13 +14,7 @@ let client: Promise<RpcClient<LayerRequest, LayerResults>> | null = null;
 
 function connect(): Promise<RpcClient<LayerRequest, LayerResults>> {
   client ??= (async () => {
-    const socket = new Socket();
-    socket.connect({ path: socketPath });
-    const link = new Link<LayerToIntproxy, IntproxyToLayer>({ readable: socket, writable: socket }, {
-      role: 'layer',
-      streamIdParity: 'odd',
-      info: { pid: process.pid, thread: 'fs-sync' },
-    });
+    const { link } = openLayerLink(socketPath, { thread: 'fs-sync' });
     link.once('close', () => {
       client = null;
     });
