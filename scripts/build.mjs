@@ -23,6 +23,10 @@ const esm = {
   banner: { js: "import { createRequire as __remocalCreateRequire } from 'node:module'; const require = __remocalCreateRequire(import.meta.url);" },
 };
 
+// Loaded from node_modules, and only by Kubernetes sessions: it is large, loads optional native modules by
+// name, and local sessions never need it.
+const kubernetesClient = ['@kubernetes/client-node'];
+
 await Promise.all([
   // The CLI's entry loads the rest with import(), so that it can start the intproxy first; its own chunks.
   build({
@@ -32,7 +36,10 @@ await Promise.all([
     outdir: 'dist',
     splitting: true,
     chunkNames: 'cli-chunks/[name]-[hash]',
+    external: kubernetesClient,
   }),
+  // The kube-link process: the intproxy's stdio link to an agent in a cluster, over a port-forward.
+  build({ ...common, ...esm, entryPoints: { 'kube-link': 'src/platform/kubernetes/link-entry.ts' }, outdir: 'dist', external: kubernetesClient }),
   // One self-contained file per process: the agent in particular is copied next to targets as it is.
   build({
     ...common,
@@ -44,6 +51,8 @@ await Promise.all([
       'supervisor-entry': 'src/agent/incoming/supervisor-entry.ts',
       // The demo pod's own processes (DNS server, services, target app), run inside its namespaces.
       pod: 'src/cli/demo/pod-process.ts',
+      // `remocal port-forward`'s listeners, run as the session's command.
+      forwarder: 'src/cli/port-forward/forwarder.ts',
     },
     outdir: 'dist',
   }),

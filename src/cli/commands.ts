@@ -13,7 +13,7 @@ import {
   type RemocalConfig,
 } from '../config/index.js';
 import type { HttpFilterSpec } from '../protocol/messages.js';
-import { runExec } from './exec.js';
+import { runExec, type ExecRequest } from './exec.js';
 import { createProgress } from './progress.js';
 import { runDemo } from './demo/demo.js';
 
@@ -32,6 +32,9 @@ export function registerCommands(program: Command): void {
     .addHelpText(
       'after',
       '\nExamples:\n' +
+        '  remocal exec -t deployment/orders -n staging -- npm run dev\n' +
+        '  remocal exec -t pod/orders-7d9f/container/app --steal -- node server.js\n' +
+        '  remocal exec -t targetless -- node migrate.js\n' +
         '  sudo remocal exec -t pid/4242 -- node server.js\n' +
         '  sudo remocal exec -t container/orders -- npm run dev\n' +
         '  sudo remocal exec -f .remocal/staging.yaml -- node --inspect server.js\n' +
@@ -55,7 +58,68 @@ export function registerCommands(program: Command): void {
         startupTimeoutMs: config.agent.startup_timeout * 1000,
         progress,
         verbose,
+        kubernetes: kubernetesSettings(config),
       });
+    });
+
+  addConfigFlags(program.command('ls'))
+    .summary('list the Kubernetes targets of a namespace')
+    .description('Lists the pods and workloads of a namespace as `-t` takes them, with whether they have a ready pod. Kinds you may not list are left out, with a note.')
+    .option('-f, --config-file <file>', 'a config file; default: .remocal/config.{json,yaml} found upwards from here')
+    .option('--json', 'machine-readable output')
+    .addHelpText('after', '\nExamples:\n  remocal ls -n staging\n  remocal ls --context prod -n shop --json')
+    .action(async (options: ConfigFlags & { configFile?: string; json?: boolean }) => {
+      const { configFile, json, ...flags } = options;
+      const { config } = loadConfig({ cwd: process.cwd(), file: configFile, env: process.env, flags });
+      const { connectKube } = await import('../platform/kubernetes/api.js');
+      const { listTargets, formatTargetList } = await import('../platform/kubernetes/list.js');
+      const list = await listTargets(connectKube(kubernetesSettings(config).kube));
+      process.stdout.write(json ? `${JSON.stringify(list, null, 2)}\n` : formatTargetList(list));
+    });
+
+  addConfigFlags(program.command('port-forward'))
+    .summary('forward ports through the target')
+    .description(
+      'Forward local ports to addresses as the target reaches them (-L), and the target\'s ports to local ports (-R). ' +
+        'Connections are opened from the target, so its DNS and network apply: -L 5432:postgres:5432 reaches the ' +
+        'postgres service the target sees. -R follows the incoming mode (mirror by default; --steal takes the traffic).',
+    )
+    .option('-L, --local <spec>', '[local_port:]host:port, repeatable', (value: string, previous: string[] = []) => [...previous, value])
+    .option('-R, --remote <spec>', '[remote_port:]local_port, repeatable', (value: string, previous: string[] = []) => [...previous, value])
+    .option('-f, --config-file <file>', 'a config file; default: .remocal/config.{json,yaml} found upwards from here')
+    .option('-q, --quiet', 'no progress lines')
+    .addHelpText(
+      'after',
+      '\nExamples:\n' +
+        '  remocal port-forward -t deployment/orders -n staging -L 5432:postgres.staging:5432\n' +
+        '  remocal port-forward -t pod/orders-7d9f -L 9000:localhost:8080      # the pod\'s own port 8080\n' +
+        '  remocal port-forward -t deployment/orders --steal -R 8080:3000      # the pod\'s 8080 → local 3000',
+    )
+    .action(async (options: ExecFlags & { local?: string[]; remote?: string[] }, cmd: Command) => {
+      const verbose = Boolean(cmd.optsWithGlobals().verbose);
+      const { configFile, quiet, verbose: _verbose, local, remote, ...flags } = options;
+      const { config, warnings } = loadConfig({ cwd: process.cwd(), file: configFile, env: process.env, flags });
+      const progress = createProgress({ quiet: Boolean(quiet) });
+      for (const warning of warnings) progress.note(`warning: ${formatWarning(warning)}`);
+      const { portForwardRequest } = await import('./port-forward/command.js');
+      const layer = toLayerSettings(config, { socket: '', session: '' });
+      const incomingMode = config.feature.network.incoming.mode === 'steal' ? 'steal' : 'mirror';
+      process.exitCode = await runExec(
+        portForwardRequest(
+          { local: local ?? [], remote: remote ?? [] },
+          {
+            target: config.target.path,
+            incoming: { mode: incomingMode, filter: httpFilterSpec(config.feature.network.incoming.http_filter) },
+            env: config.feature.env,
+            layer: { outgoing: layer.outgoing, dns: layer.dns, incoming: layer.incoming, files: layer.files, logLevel: layer.logLevel },
+            agentLogLevel: verbose ? 'debug' : config.agent.log_level,
+            startupTimeoutMs: config.agent.startup_timeout * 1000,
+            progress,
+            verbose,
+            kubernetes: kubernetesSettings(config),
+          },
+        ),
+      );
     });
 
   program
@@ -102,6 +166,27 @@ function httpFilterSpec(filter: RemocalConfig['feature']['network']['incoming'][
   const { header_filter, path_filter, method_filter, all_of, any_of, ports } = filter;
   if ([header_filter, path_filter, method_filter, all_of, any_of].every((part) => part === undefined)) return null;
   return { header_filter, path_filter, method_filter, all_of, any_of, ports };
+}
+
+/** The cluster and the agent's placement, from the config, for Kubernetes targets. */
+function kubernetesSettings(config: RemocalConfig): ExecRequest['kubernetes'] {
+  const { agent } = config;
+  return {
+    kube: { kubeconfig: config.kubeconfig, context: config.kube_context, namespace: config.target.namespace },
+    agent: {
+      image: agent.image,
+      namespace: agent.namespace,
+      ephemeral: agent.ephemeral,
+      privileged: agent.privileged,
+      labels: agent.labels,
+      annotations: agent.annotations,
+      tolerations: agent.tolerations,
+      node_selector: agent.node_selector,
+      resources: agent.resources,
+      service_account: agent.service_account,
+      ttl: agent.ttl,
+    },
+  };
 }
 
 /** The flags that set config options are declared with the options themselves (config/options.ts). */

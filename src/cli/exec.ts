@@ -24,8 +24,11 @@ import { distFile } from '../core/paths.js';
 import type { IncomingSettings } from '../intproxy/incoming.js';
 import { INTPROXY_SETTINGS_ENV, type IntproxyReport, type IntproxySettings } from '../intproxy/settings.js';
 import { LAYER_SETTINGS_ENV, type LayerSettings } from '../layer/settings.js';
-import { agentLaunch, resolveLocalTarget, unsupportedKubernetes } from '../platform/local.js';
-import { formatTarget, parseTarget } from '../platform/target.js';
+import type { AgentLaunch } from '../intproxy/agent-link.js';
+import type { KubeSettings } from '../platform/kubernetes/api.js';
+import type { KubeAgentConfig } from '../platform/kubernetes/session.js';
+import { agentLaunch, resolveLocalTarget } from '../platform/local.js';
+import { formatTarget, parseTarget, type Target } from '../platform/target.js';
 import { mergeEnvironment, type EnvPolicy } from './env.js';
 import type { Progress } from './progress.js';
 import { startIntproxy, takePrewarmedIntproxy } from './prewarm.js';
@@ -40,6 +43,10 @@ export interface ExecRequest {
   startupTimeoutMs: number;
   progress: Progress;
   verbose: boolean;
+  /** Variables for the command on top of the session's environment (remocal's own commands use them). */
+  commandEnv?: Record<string, string>;
+  /** How to reach the cluster and place the agent, for Kubernetes targets. */
+  kubernetes: { kube: KubeSettings; agent: KubeAgentConfig };
 }
 
 export const EXIT_REMOCAL_FAILED = 125;
@@ -51,18 +58,63 @@ export async function runExec(request: ExecRequest): Promise<number> {
   if (request.command.length === 0) throw new UsageError('No command to run: put it after `--`, as in `remocal exec -t pid/4242 -- node server.js`.');
   if (request.target === undefined) {
     throw new UsageError('No target: say which process the command should run as if inside.', {
-      hint: 'Pass `-t pid/<pid>` (or container/<name>, netns/<name>), or set "target" in .remocal/config.json.',
+      hint: 'Pass `-t deployment/<name>` (or pod/…, targetless for the cluster\'s network alone; pid/<pid>, container/<name>, netns/<name> on this host), or set "target" in .remocal/config.json.',
     });
   }
   const target = parseTarget(request.target);
-  if (target.platform === 'kubernetes') unsupportedKubernetes(formatTarget(target));
-  const resolved = resolveLocalTarget(target);
-  let files = request.layer.files;
-  if (resolved.pid === null && files.mode !== 'local') {
-    progress.note(`${formatTarget(target)} has no file system of its own: the command's files stay local.`);
-    files = { ...files, mode: 'local' };
+  const cleanups: (() => Promise<void> | void)[] = [];
+  const cleanup = async () => {
+    for (const step of cleanups.splice(0).reverse()) await step();
+  };
+  try {
+    return await runSession(request, target, cleanups);
+  } finally {
+    await cleanup();
   }
-  const launch = agentLaunch(resolved, { logLevel: request.agentLogLevel, files: agentFileAccess(files) });
+}
+
+interface PreparedTarget {
+  launch: AgentLaunch;
+  description: string;
+  files: LayerSettings['files'];
+}
+
+/** Resolves the target and says how to start its agent; what it creates is undone by the cleanups. */
+async function prepareTarget(request: ExecRequest, target: Target, cleanups: (() => Promise<void> | void)[]): Promise<PreparedTarget> {
+  const { progress } = request;
+  let files = request.layer.files;
+  const keepFilesLocal = (why: string) => {
+    if (files.mode === 'local') return;
+    progress.note(`${formatTarget(target)} ${why}: the command's files stay local.`);
+    files = { ...files, mode: 'local' };
+  };
+  if (target.platform === 'kubernetes') {
+    if (target.kind === 'targetless') keepFilesLocal('has no file system of its own');
+    // Loaded only for Kubernetes targets: the Kubernetes client is large, and local sessions start faster without it.
+    const { prepareKubeSession } = await import('../platform/kubernetes/session.js');
+    const session = await prepareKubeSession({
+      target,
+      kube: request.kubernetes.kube,
+      agent: request.kubernetes.agent,
+      // Mirror uses the same iptables redirect as steal: both need NET_ADMIN.
+      redirects: request.incoming.mode !== 'off',
+      files: agentFileAccess(files),
+      logLevel: request.agentLogLevel,
+      startupTimeoutMs: request.startupTimeoutMs,
+      onStep: (text) => progress.step(text),
+      onNote: (text) => progress.note(text),
+    });
+    cleanups.push(() => session.cleanup());
+    return { launch: session.launch, description: session.description, files };
+  }
+  const resolved = resolveLocalTarget(target);
+  if (resolved.pid === null) keepFilesLocal('has no file system of its own');
+  return { launch: agentLaunch(resolved, { logLevel: request.agentLogLevel, files: agentFileAccess(files) }), description: resolved.description, files };
+}
+
+async function runSession(request: ExecRequest, target: Target, cleanups: (() => Promise<void> | void)[]): Promise<number> {
+  const { progress } = request;
+  const { launch, description, files } = await prepareTarget(request, target, cleanups);
 
   const session = randomBytes(4).toString('hex');
   const sessionDir = mkdtempSync(join(tmpdir(), `remocal-${session}-`));
@@ -75,12 +127,9 @@ export async function runExec(request: ExecRequest): Promise<number> {
     incoming: request.incoming,
   };
 
-  const cleanups: (() => Promise<void> | void)[] = [() => rmSync(sessionDir, { recursive: true, force: true })];
-  const cleanup = async () => {
-    for (const step of cleanups.reverse()) await step();
-  };
-  try {
-    const step = progress.step(`starting the agent in ${resolved.description}`);
+  cleanups.push(() => rmSync(sessionDir, { recursive: true, force: true }));
+  {
+    const step = progress.step(target.platform === 'kubernetes' ? `connecting to the agent` : `starting the agent in ${description}`);
     let intproxy = takePrewarmedIntproxy();
     if (intproxy !== undefined) {
       intproxy.send({ type: 'start', settings });
@@ -97,7 +146,7 @@ export async function runExec(request: ExecRequest): Promise<number> {
     step.done(`session ready`);
     if (ready.env === null) progress.note(`${formatTarget(target)} has no process: the command keeps its local environment.`);
 
-    const env = mergeEnvironment(process.env, ready.env, request.env);
+    const env = { ...mergeEnvironment(process.env, ready.env, request.env), ...request.commandEnv };
     env.NODE_OPTIONS = [`--require ${quoteNodeOption(distFile('layer.cjs'))}`, process.env.NODE_OPTIONS ?? ''].join(' ').trim();
     const layerSettings: LayerSettings = { ...request.layer, files, socket: settings.socket, session };
     env[LAYER_SETTINGS_ENV] = JSON.stringify(layerSettings);
@@ -137,8 +186,6 @@ export async function runExec(request: ExecRequest): Promise<number> {
     const { code, signal } = outcome.exit;
     if (signal !== null) return 128 + (osConstants.signals[signal] ?? 0);
     return code ?? EXIT_REMOCAL_FAILED;
-  } finally {
-    await cleanup();
   }
 }
 

@@ -6,6 +6,7 @@ import { isRemocalError, type RemocalError, InternalError } from '../core/errors
 import { EXIT_REMOCAL_FAILED } from './exec.js';
 import { registerCommands } from './commands.js';
 import { discardPrewarmedIntproxy } from './prewarm.js';
+import { packageVersion } from '../core/paths.js';
 
 const program = new Command();
 program
@@ -14,7 +15,7 @@ program
     'Run a local process as if it ran inside a remote target: its outgoing connections, DNS lookups and ' +
       'environment come from the target (a process in its own namespaces, a container, a pod).',
   )
-  .version(process.env.npm_package_version ?? '0.1.0', '-V, --version')
+  .version(packageVersion(), '-V, --version')
   .enablePositionalOptions()
   .showHelpAfterError('(run `remocal <command> --help` for its options)')
   .addOption(new Option('--verbose', 'print debug details and stack traces of internal errors'));

@@ -98,9 +98,11 @@ const agent = group({
       description: 'Seconds to wait for the agent to start and answer. Raise it when pulling the agent image or scheduling its pod is slow.',
     }),
     ttl: option({
-      schema: z.int().min(0),
-      default: 1,
-      description: "Seconds the agent's pod stays after the agent exits, to read its logs.",
+      schema: z.int().min(1),
+      default: 30,
+      description:
+        'Seconds a Kubernetes agent waits for its client before it exits on its own, so that an agent whose CLI never ' +
+        'reached it (or died before) does not linger. Once connected, the agent ends with its session.',
     }),
     image: option({
       schema: z.string().min(1),
@@ -114,8 +116,12 @@ const agent = group({
     }),
     ephemeral: option({
       schema: z.boolean(),
-      default: false,
-      description: "Run the agent as an ephemeral container in the target's pod instead of a pod of its own on the target's node.",
+      // Unlike mirrord: an ephemeral container needs one permission (patch pods/ephemeralcontainers) and no hostPID
+      // pod, which Pod Security admission refuses in most namespaces.
+      default: true,
+      description:
+        "Run the agent as an ephemeral container in the target's pod. `false` runs it in a pod of its own on the target's " +
+        "node (hostPID, entering the target container's network namespace), for clusters without ephemeral containers.",
     }),
     privileged: option({
       schema: z.boolean(),
@@ -402,8 +408,18 @@ export const configOptions = group({
   children: {
     $schema: editorOnly('The JSON Schema of this file, for editors (schema/remocal.schema.json). Ignored by remocal.'),
     target,
-    kubeconfig: option({ schema: z.string().min(1), description: 'Path of the kubeconfig file.', docsDefault: '$KUBECONFIG, then ~/.kube/config, then the in-cluster config' }),
-    kube_context: option({ schema: z.string().min(1), description: 'Context of the kubeconfig to use.', docsDefault: "the kubeconfig's current context" }),
+    kubeconfig: option({
+      schema: z.string().min(1),
+      flag: { name: 'kubeconfig', argument: 'FILE' },
+      description: 'Path of the kubeconfig file.',
+      docsDefault: '$KUBECONFIG, then ~/.kube/config, then the in-cluster config',
+    }),
+    kube_context: option({
+      schema: z.string().min(1),
+      flag: { name: 'context', argument: 'CONTEXT' },
+      description: 'Context of the kubeconfig to use, as `kubectl --context`.',
+      docsDefault: "the kubeconfig's current context",
+    }),
     operator: option({
       schema: z.union([z.boolean(), z.literal('auto')]),
       default: 'auto',

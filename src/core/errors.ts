@@ -77,10 +77,25 @@ export class ToolMissingError extends defineError('REMOCAL_TOOL_MISSING', 'user'
 export class UsageError extends defineError('REMOCAL_USAGE', 'user', 'Run `remocal --help` for the commands and their options.') {}
 export class CommandNotFoundError extends defineError('REMOCAL_COMMAND_NOT_FOUND', 'user') {}
 export class FeatureUnavailableError extends defineError('REMOCAL_FEATURE_UNAVAILABLE', 'user') {}
+export class TargetNotReadyError extends defineError(
+  'REMOCAL_TARGET_NOT_READY',
+  'user',
+  'Check the pod with `kubectl describe pod <name>`, or pick another target.',
+) {}
+export class KubeForbiddenError extends defineError(
+  'REMOCAL_KUBE_FORBIDDEN',
+  'user',
+  'Ask your cluster admin for the permission; docs/kubernetes.md#rbac lists what each mode needs.',
+) {}
 
 // --- config: the configuration is wrong --------------------------------------------------------------
 export class ConfigError extends defineError('REMOCAL_CONFIG_INVALID', 'config', 'Run `remocal verify-config` to check the file.') {}
 export class ConfigNotFoundError extends defineError('REMOCAL_CONFIG_NOT_FOUND', 'config') {}
+export class KubeConfigError extends defineError(
+  'REMOCAL_KUBECONFIG',
+  'config',
+  'Check `kubectl config get-contexts`; remocal reads the kubeconfig as kubectl does (--kubeconfig, KUBECONFIG, ~/.kube/config).',
+) {}
 
 // --- remote: the target, the agent or the link failed ------------------------------------------------
 export class AgentStartError extends defineError('REMOCAL_AGENT_START_FAILED', 'remote') {}
@@ -105,6 +120,12 @@ export class ProtocolError extends defineError(
   'Both ends of a session must run the same remocal version: update remocal, or the agent image.',
 ) {}
 export class TimeoutError extends defineError('REMOCAL_TIMEOUT', 'remote') {}
+export class ClusterUnreachableError extends defineError(
+  'REMOCAL_CLUSTER_UNREACHABLE',
+  'remote',
+  'Check that the cluster is up and reachable from here: `kubectl get --raw /version`.',
+) {}
+export class KubeApiError extends defineError('REMOCAL_KUBE_API', 'remote') {}
 
 // --- internal: a bug in remocal ------------------------------------------------------------------------
 export class InternalError extends defineError(
@@ -122,14 +143,19 @@ export const errorCatalog = [
   UsageError,
   CommandNotFoundError,
   FeatureUnavailableError,
+  TargetNotReadyError,
+  KubeForbiddenError,
   ConfigError,
   ConfigNotFoundError,
+  KubeConfigError,
   AgentStartError,
   AgentLostError,
   TargetGoneError,
   IntproxyLostError,
   ProtocolError,
   TimeoutError,
+  ClusterUnreachableError,
+  KubeApiError,
   InternalError,
 ] as const;
 

@@ -1,6 +1,6 @@
 // Where the package's own files are, from source (tests) or from the bundle (dist/*.js) alike.
 
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -21,4 +21,12 @@ export function packageRoot(): string {
 /** A bundled entry point: dist/cli.js, dist/agent.js, dist/layer.cjs… */
 export function distFile(name: string): string {
   return join(packageRoot(), 'dist', name);
+}
+
+let version: string | undefined;
+
+/** This package's version: it names the agent image that matches this CLI. */
+export function packageVersion(): string {
+  version ??= (JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string }).version;
+  return version;
 }

@@ -1,6 +1,8 @@
-// The intproxy's one link to the agent. For the local platform the agent is a child process (under nsenter)
-// spoken to over its stdio; its stderr goes to the session log. When the agent goes away, everything that
-// waits on it fails with an error that says how it went away.
+// The intproxy's one link to the agent: a child process spoken to over its stdio. For the local platform it is
+// the agent itself (under nsenter); for Kubernetes, a kube-link process that carries the bytes over a
+// port-forward to the agent in the cluster. Its stderr goes to the session log. When the agent goes away,
+// everything that waits on it fails with an error that says how it went away. Over a network the link can die
+// silently, so such links are pinged: a missed answer ends the session within seconds, not at the next request.
 
 import type { ChildProcess } from 'node:child_process';
 import { AgentLostError, AgentStartError, ProtocolError, TargetGoneError, type RemocalError } from '../core/errors.js';
@@ -16,6 +18,10 @@ export interface AgentLaunch {
   args: string[];
   /** Words for messages: "pid/4242". */
   target: string;
+  /** Added to the child's environment (secrets, which must not be in argv). */
+  env?: Record<string, string>;
+  /** Ping the agent this often; a ping unanswered for as long again means the link is gone. */
+  pingIntervalMs?: number;
 }
 
 export interface AgentConnection {
@@ -31,7 +37,12 @@ export async function connectAgent(launch: AgentLaunch, options: { log: Logger; 
   const { log } = options;
   // Not killed when the intproxy exits: an agent finishing the target's connections after the session (see
   // close() below) exits on its own, and any agent exits when its link closes.
-  const child: ChildProcess = startChild(launch.command, launch.args, { stdio: ['pipe', 'pipe', 'pipe'], log, keepOnExit: true });
+  const child: ChildProcess = startChild(launch.command, launch.args, {
+    stdio: ['pipe', 'pipe', 'pipe'],
+    log,
+    keepOnExit: true,
+    ...(launch.env === undefined ? {} : { env: { ...process.env, ...launch.env } }),
+  });
   child.stderr!.on('data', options.onStderr);
   const stderrTail: string[] = [];
   child.stderr!.on('data', (chunk: Buffer) => {
@@ -60,9 +71,15 @@ export async function connectAgent(launch: AgentLaunch, options: { log: Logger; 
   });
 
   let closing = false;
+  let unanswered: ((error: Error) => void) | undefined;
+  const pingFailed = new Promise<Error>((resolve) => (unanswered = resolve));
   const lost = (async (): Promise<RemocalError> => {
     const linkClosed = new Promise<Error | undefined>((resolve) => link.once('close', resolve));
-    const first = await Promise.race([exited.then((exit) => ({ exit })), linkClosed.then((error) => ({ linkError: error }))]);
+    const first = await Promise.race([
+      exited.then((exit) => ({ exit })),
+      linkClosed.then((error) => ({ linkError: error })),
+      pingFailed.then((error) => ({ linkError: error })),
+    ]);
     // The link and the process end together; wait briefly for the other, so the message names the real cause.
     const exit = 'exit' in first ? first.exit : await Promise.race([exited, delay(500).then(() => null)]);
     if (targetGone !== null) return new TargetGoneError(`The target ${launch.target} is gone: ${targetGone}.`);
@@ -91,6 +108,19 @@ export async function connectAgent(launch: AgentLaunch, options: { log: Logger; 
   log.info({ agent: hello.info }, 'agent connected');
 
   const rpc = new RpcClient<AgentRequest, AgentResults>(link);
+  if (launch.pingIntervalMs !== undefined) {
+    const interval = launch.pingIntervalMs;
+    const timer = setInterval(() => {
+      rpc.ping(interval).catch(() => {
+        if (closing) return;
+        clearInterval(timer);
+        unanswered?.(new Error(`no answer to a ping within ${interval / 1000} s: the link to the agent dropped`));
+        child.kill('SIGKILL');
+      });
+    }, interval);
+    timer.unref();
+    void lost.then(() => clearInterval(timer));
+  }
   return {
     link,
     rpc,

@@ -1,0 +1,128 @@
+// The Kubernetes objects that run the agent, as plain data (checked against the API's OpenAPI types in tests):
+//
+// - ephemeral: a container added to the target pod. It shares the pod's network namespace, and with
+//   targetContainerName the target container's process namespace, so the target is pid 1 and its files and
+//   environment are /proc/1/root and /proc/1/environ.
+// - node: a Job whose one pod runs on the target's node with hostPID; the agent finds the target container's
+//   pid from its containerID and enters its network namespace with nsenter.
+// - targetless: a Job whose pod is the agent alone, for the cluster's network and DNS.
+//
+// Each gets the least capabilities it needs. A Job (not a bare pod) is used so that ttlSecondsAfterFinished
+// removes it even when the CLI dies before it can.
+
+import { AGENT_SECRET_ENV } from '../../protocol/agent-auth.js';
+
+export interface AgentPlacement {
+  image: string;
+  /** Where the Job goes (node and targetless modes). */
+  namespace: string;
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+  tolerations: Record<string, unknown>[];
+  nodeSelector: Record<string, string>;
+  resources: { requests?: Record<string, string | number> | undefined; limits?: Record<string, string | number> | undefined };
+  serviceAccount: string | undefined;
+  privileged: boolean;
+  /** Seconds the agent waits for its client before it exits on its own. */
+  ttlSeconds: number;
+  logLevel: string;
+}
+
+export interface AgentRun {
+  /** Session id: names the container or Job, and labels it. */
+  session: string;
+  /** The agent's port on 127.0.0.1 inside the pod it serves. */
+  port: number;
+  secret: string;
+  /** Mirroring and stealing redirect ports with iptables, which needs NET_ADMIN; nothing else does. */
+  redirects: boolean;
+  files: 'off' | 'read' | 'write';
+}
+
+export const AGENT_CONTAINER_NAME = 'remocal-agent';
+export const MANAGED_BY = { 'app.kubernetes.io/managed-by': 'remocal', 'app.kubernetes.io/name': 'remocal-agent' } as const;
+export const SESSION_LABEL = 'remocal.dev/session';
+/** Long enough to read a failed agent's logs, short enough that nothing lingers. */
+const JOB_TTL_AFTER_FINISHED_SECONDS = 10;
+
+function agentArgs(placement: AgentPlacement, run: AgentRun, extra: string[]): string[] {
+  return ['--listen', `127.0.0.1:${run.port}`, '--ttl', String(placement.ttlSeconds), '--log-level', placement.logLevel, '--files', run.files, ...extra];
+}
+
+function securityContext(placement: AgentPlacement, capabilities: string[]): Record<string, unknown> {
+  const context: Record<string, unknown> = {};
+  if (capabilities.length > 0) context.capabilities = { add: capabilities };
+  if (placement.privileged) context.privileged = true;
+  return context;
+}
+
+export function ephemeralAgentContainer(placement: AgentPlacement, run: AgentRun, targetContainer: string): Record<string, unknown> {
+  return {
+    name: `${AGENT_CONTAINER_NAME}-${run.session}`,
+    image: placement.image,
+    imagePullPolicy: 'IfNotPresent',
+    args: agentArgs(placement, run, ['--pid', '1']),
+    env: [{ name: AGENT_SECRET_ENV, value: run.secret }],
+    targetContainerName: targetContainer,
+    securityContext: securityContext(placement, run.redirects ? ['NET_ADMIN'] : []),
+  };
+}
+
+/** The strategic merge patch that adds the container (the ephemeralcontainers subresource takes no other form in 1.23). */
+export function ephemeralContainerPatch(container: Record<string, unknown>): { spec: { ephemeralContainers: Record<string, unknown>[] } } {
+  return { spec: { ephemeralContainers: [container] } };
+}
+
+function agentJob(placement: AgentPlacement, run: AgentRun, pod: { spec: Record<string, unknown>; args: string[]; capabilities: string[] }): Record<string, unknown> {
+  const labels = { ...placement.labels, ...MANAGED_BY, [SESSION_LABEL]: run.session };
+  const container: Record<string, unknown> = {
+    name: AGENT_CONTAINER_NAME,
+    image: placement.image,
+    imagePullPolicy: 'IfNotPresent',
+    args: agentArgs(placement, run, pod.args),
+    env: [{ name: AGENT_SECRET_ENV, value: run.secret }],
+    resources: placement.resources,
+    securityContext: securityContext(placement, pod.capabilities),
+  };
+  const spec: Record<string, unknown> = {
+    restartPolicy: 'Never',
+    // The agent talks to no Kubernetes API: no token in its pod.
+    automountServiceAccountToken: false,
+    tolerations: placement.tolerations,
+    containers: [container],
+    ...pod.spec,
+  };
+  if (placement.serviceAccount !== undefined) spec.serviceAccountName = placement.serviceAccount;
+  return {
+    apiVersion: 'batch/v1',
+    kind: 'Job',
+    metadata: { name: `${AGENT_CONTAINER_NAME}-${run.session}`, namespace: placement.namespace, labels, annotations: placement.annotations },
+    spec: {
+      ttlSecondsAfterFinished: JOB_TTL_AFTER_FINISHED_SECONDS,
+      backoffLimit: 0,
+      template: {
+        metadata: {
+          labels,
+          // A mesh proxy injected next to the agent would intercept the agent's own connections.
+          annotations: { ...placement.annotations, 'sidecar.istio.io/inject': 'false', 'linkerd.io/inject': 'disabled' },
+        },
+        spec,
+      },
+    },
+  };
+}
+
+export function nodeAgentJob(placement: AgentPlacement, run: AgentRun, target: { nodeName: string; containerId: string }): Record<string, unknown> {
+  return agentJob(placement, run, {
+    spec: { nodeName: target.nodeName, hostPID: true },
+    args: ['--container-id', target.containerId],
+    // SYS_ADMIN: setns into the target's network namespace; SYS_PTRACE: its /proc/<pid>/root and environ.
+    capabilities: ['SYS_ADMIN', 'SYS_PTRACE', ...(run.redirects ? ['NET_ADMIN'] : [])],
+  });
+}
+
+export function targetlessAgentJob(placement: AgentPlacement, run: AgentRun): Record<string, unknown> {
+  const spec: Record<string, unknown> = {};
+  if (Object.keys(placement.nodeSelector).length > 0) spec.nodeSelector = placement.nodeSelector;
+  return agentJob(placement, { ...run, redirects: false, files: 'off' }, { spec, args: [], capabilities: [] });
+}

@@ -1,0 +1,128 @@
+// A Kubernetes session, from target string to a running agent and the launch of the link to it: what
+// `remocal exec` and `remocal port-forward` need, with the steps shown as they wait.
+
+import { randomBytes, randomInt } from 'node:crypto';
+import { distFile, packageVersion } from '../../core/paths.js';
+import type { AgentLaunch } from '../../intproxy/agent-link.js';
+import { AGENT_SECRET_ENV, newAgentSecret } from '../../protocol/agent-auth.js';
+import type { KubernetesTarget } from '../target.js';
+import { connectKube, type Kube, type KubeSettings } from './api.js';
+import { startKubeAgent } from './agent.js';
+import type { AgentPlacement } from './agent-spec.js';
+import { KUBE_LINK_ENV, type KubeLinkSettings } from './link-settings.js';
+import { resolveKubeTarget } from './resolve.js';
+
+/** The agent options of the config, as this platform reads them. */
+export interface KubeAgentConfig {
+  image: string | undefined;
+  namespace: string | undefined;
+  ephemeral: boolean;
+  privileged: boolean;
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+  tolerations: Record<string, unknown>[];
+  node_selector: Record<string, string>;
+  resources: AgentPlacement['resources'];
+  service_account: string | undefined;
+  ttl: number;
+}
+
+export interface KubeSessionRequest {
+  target: KubernetesTarget;
+  kube: KubeSettings;
+  agent: KubeAgentConfig;
+  /** The session mirrors or steals: the agent redirects ports with iptables. */
+  redirects: boolean;
+  files: 'off' | 'read' | 'write';
+  logLevel: string;
+  startupTimeoutMs: number;
+  onStep: (text: string) => { done(result?: string): void };
+  onNote: (text: string) => void;
+}
+
+export interface KubeSession {
+  launch: AgentLaunch;
+  /** "pod/orders-… (picked from deployment/orders), container app". */
+  description: string;
+  /** False for targetless: no process, so no environment and no files of a target. */
+  hasProcess: boolean;
+  /** Removes the agent's Job and anything resolving created; idempotent. */
+  cleanup(): Promise<void>;
+}
+
+/** How often the intproxy pings a Kubernetes agent; the agent drops a link silent for three of these. */
+export const KUBE_PING_INTERVAL_MS = 5000;
+
+export function defaultAgentImage(): string {
+  return `remocal/agent:${packageVersion()}`;
+}
+
+export async function prepareKubeSession(request: KubeSessionRequest, connect: (settings: KubeSettings) => Kube = connectKube): Promise<KubeSession> {
+  const kube = connect(request.kube);
+  const cleanups: (() => Promise<void>)[] = [];
+  const cleanup = async () => {
+    for (const step of cleanups.splice(0).reverse()) await step();
+  };
+  try {
+    const resolving = request.onStep(`resolving ${formatKube(request.target)} in namespace ${kube.namespace} (context ${kube.contextName})`);
+    const resolved = await resolveKubeTarget(kube, request.target, { onWait: request.onNote, startupTimeoutMs: request.startupTimeoutMs });
+    cleanups.push(() => resolved.release());
+    resolving.done(`target: ${resolved.description}`);
+
+    const session = randomBytes(3).toString('hex');
+    const secret = newAgentSecret();
+    // A high port few servers use; the agent's listen fails loudly on the rare clash.
+    const port = randomInt(40_000, 59_000);
+    const placement: AgentPlacement = {
+      image: request.agent.image ?? defaultAgentImage(),
+      namespace: request.agent.namespace ?? resolved.namespace,
+      labels: request.agent.labels,
+      annotations: request.agent.annotations,
+      tolerations: request.agent.tolerations,
+      nodeSelector: request.agent.node_selector,
+      resources: request.agent.resources,
+      serviceAccount: request.agent.service_account,
+      privileged: request.agent.privileged,
+      ttlSeconds: request.agent.ttl,
+      logLevel: request.logLevel,
+    };
+    const starting = request.onStep(`starting the agent (${placement.image})`);
+    const agent = await startKubeAgent(
+      kube,
+      resolved,
+      placement,
+      { session, port, secret, redirects: request.redirects, files: resolved.kind === 'pod' ? request.files : 'off' },
+      { ephemeral: request.agent.ephemeral, timeoutMs: request.startupTimeoutMs, onWait: request.onNote },
+    );
+    cleanups.push(() => agent.remove());
+    starting.done(`agent: ${agent.description}`);
+
+    const link: KubeLinkSettings = {
+      kubeconfig: request.kube.kubeconfig,
+      context: kube.contextName,
+      namespace: agent.namespace,
+      pod: agent.podName,
+      port: agent.port,
+      timeoutMs: request.startupTimeoutMs,
+    };
+    return {
+      launch: {
+        command: process.execPath,
+        args: [distFile('kube-link.js')],
+        env: { [KUBE_LINK_ENV]: JSON.stringify(link), [AGENT_SECRET_ENV]: secret },
+        target: resolved.kind === 'pod' ? `pod/${resolved.podName}` : `targetless agent pod/${agent.podName}`,
+        pingIntervalMs: KUBE_PING_INTERVAL_MS,
+      },
+      description: resolved.description,
+      hasProcess: resolved.kind === 'pod',
+      cleanup,
+    };
+  } catch (error) {
+    await cleanup();
+    throw error;
+  }
+}
+
+function formatKube(target: KubernetesTarget): string {
+  return target.kind === 'targetless' ? 'targetless' : `${target.kind}/${target.name}${target.container === null ? '' : `/container/${target.container}`}`;
+}

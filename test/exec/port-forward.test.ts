@@ -1,0 +1,129 @@
+// `remocal port-forward` against the fixture pod: -L opens connections from the pod (its DNS, its loopback),
+// -R brings the pod's port to a local server. Traffic goes only to loopback and the pod's own addresses.
+
+import assert from 'node:assert/strict';
+import { request, createServer as createHttpServer, type Server } from 'node:http';
+import { connect, createServer } from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import type { Pod } from '../../src/cli/demo/pod.js';
+import { runRemocal, startPodWithApp, startRemocal, stopPodWithApp } from '../helpers/remocal.js';
+import { waitFor } from '../helpers/processes.js';
+
+let pod: Pod;
+let app: { dir: string; remove: () => void };
+
+before(async () => {
+  ({ pod, app } = await startPodWithApp({}));
+});
+
+after(() => stopPodWithApp(pod, app));
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+    server.on('error', reject);
+  });
+}
+
+async function forwarding(args: string[]): Promise<{ stderr: () => string; stop: () => Promise<number | null> }> {
+  const { child, done } = startRemocal(['port-forward', '-t', `pid/${pod.pid}`, ...args], { timeoutMs: 60_000 });
+  let stderr = '';
+  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  await waitFor(() => /press Ctrl-C/.test(stderr) || child.exitCode !== null, 'the forwards to listen', 20_000);
+  assert.match(stderr, /press Ctrl-C/, stderr);
+  return {
+    stderr: () => stderr,
+    stop: async () => {
+      child.kill('SIGTERM');
+      return (await done).code;
+    },
+  };
+}
+
+function echo(port: number, text: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1');
+    let data = '';
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => (data += chunk));
+    socket.on('close', () => resolve(data));
+    socket.on('error', reject);
+    socket.end(text);
+  });
+}
+
+function httpGet(host: string, port: number, path: string): Promise<{ status: number | undefined; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host, port, path, agent: false, timeout: 10_000 }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (body += chunk));
+      res.on('end', () => resolve({ status: res.statusCode, body }));
+    });
+    req.on('timeout', () => req.destroy(new Error('timed out')));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+describe('remocal port-forward', () => {
+  it("-L: a local port reaches a service by the name the pod's DNS knows, from the pod", async () => {
+    const local = await freePort();
+    const forward = await forwarding(['-L', `${local}:${pod.names.dbName}:${pod.ports.db}`]);
+    try {
+      assert.match(forward.stderr(), new RegExp(`127\\.0\\.0\\.1:${local} → ${pod.names.dbName}:${pod.ports.db}`));
+      assert.equal(await echo(local, 'through the pod'), 'through the pod');
+      // A second connection on the same forward.
+      assert.equal(await echo(local, 'again'), 'again');
+    } finally {
+      assert.equal(await forward.stop(), 143);
+    }
+  });
+
+  it("-L localhost:<port> is the pod's own loopback", async () => {
+    const local = await freePort();
+    const forward = await forwarding(['-L', `${local}:localhost:${pod.ports.target}`]);
+    try {
+      const before = pod.httpRequests.length;
+      const answer = await httpGet('127.0.0.1', local, '/through-port-forward');
+      assert.equal(answer.status, 200);
+      const seen = pod.httpRequests.slice(before).map((entry) => JSON.stringify(entry));
+      assert.ok(seen.some((entry) => entry.includes('/through-port-forward')), `the pod's app saw: ${seen.join('\n')}`);
+    } finally {
+      await forward.stop();
+    }
+  });
+
+  it("-R with --steal: the pod's port is answered by a local server", async () => {
+    const local = await freePort();
+    const server: Server = createHttpServer((req, res) => res.end(`local answer to ${req.url}`));
+    await new Promise<void>((resolve) => server.listen(local, '127.0.0.1', resolve));
+    const forward = await forwarding(['--steal', '-R', `${pod.ports.target}:${local}`]);
+    try {
+      await waitFor(() => /stealing port/.test(forward.stderr()), 'the steal to start', 15_000);
+      const answer = await httpGet(pod.ip, pod.ports.target, '/stolen');
+      assert.deepEqual(answer, { status: 200, body: 'local answer to /stolen' });
+    } finally {
+      await forward.stop();
+      server.close();
+    }
+    // After the session the pod answers for itself again.
+    const after = await httpGet(pod.ip, pod.ports.target, '/after');
+    assert.equal(after.status, 200);
+    assert.doesNotMatch(after.body, /local answer/);
+  });
+
+  it('bad forwards are refused with what to write instead', async () => {
+    const bad = await runRemocal(['port-forward', '-t', `pid/${pod.pid}`, '-L', 'postgres']);
+    assert.equal(bad.code, 125);
+    assert.match(bad.stderr, /-L postgres is not a forward: write -L \[local_port:\]host:port/);
+    const none = await runRemocal(['port-forward', '-t', `pid/${pod.pid}`]);
+    assert.equal(none.code, 125);
+    assert.match(none.stderr, /Nothing to forward/);
+    const port = await runRemocal(['port-forward', '-t', `pid/${pod.pid}`, '-R', '70000:80']);
+    assert.match(port.stderr, /the remote port "70000" is not a port/);
+  });
+});
