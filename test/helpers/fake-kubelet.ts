@@ -1,0 +1,74 @@
+// What a kubelet does for remocal, played on this machine against the fixture pod: when the recorded fake API
+// server receives the ephemeral-container PATCH, the real agent is started in the fixture pod's network
+// namespace with the container's args and env (the secret), and the pod's status shows it running; a
+// port-forward to the pod is `nsenter --net … socat STDIO TCP:127.0.0.1:<port>`, as dockershim's was. Only the
+// API server is a fake; the agent, the link and every packet are real.
+
+import type { ChildProcess } from 'node:child_process';
+import { Duplex } from 'node:stream';
+import { startChild } from '../../src/core/child.js';
+import type { Pod } from '../../src/cli/demo/pod.js';
+import { distFile } from '../../src/core/paths.js';
+import { loadFixture, type FakeKubeApi } from './kube-api.js';
+
+type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+export interface FakeKubelet {
+  /** Agents started so far, in order. */
+  agents: ChildProcess[];
+  /** Port-forward streams opened so far (the socat processes), in order. */
+  forwards: ChildProcess[];
+  /** The args the last agent container was given. */
+  lastArgs: () => string[];
+  uninstall(): void;
+}
+
+export function portForwardInto(pod: Pod, forwards: ChildProcess[]): (namespace: string, podName: string, port: number) => Promise<Duplex> {
+  return async (_namespace, _podName, port) => {
+    const socat = startChild('nsenter', [`--net=${pod.netnsPath}`, '--', 'socat', 'STDIO', `TCP:127.0.0.1:${port}`], { stdio: ['pipe', 'pipe', 'ignore'] });
+    forwards.push(socat);
+    return Duplex.from({ readable: socat.stdout!, writable: socat.stdin! });
+  };
+}
+
+/** Serves `podName` (a recorded pod of deployment/orders) as if the fixture pod were it. */
+export function installFakeKubelet(api: FakeKubeApi, pod: Pod, podName: string, forwards: ChildProcess[]): FakeKubelet {
+  const agents: ChildProcess[] = [];
+  let args: string[] = [];
+  let agentName: string | null = null;
+  const base = loadFixture('pod-orders.json') as Json;
+  const removers = [
+    api.override('PATCH', `/api/v1/namespaces/shop/pods/${podName}/ephemeralcontainers`, (request) => {
+      const container = (request.body as Json).spec.ephemeralContainers[0];
+      agentName = container.name;
+      args = container.args as string[];
+      // The ephemeral container shares the target container's pid namespace, where the target is pid 1; here
+      // the target is the fixture pod's process, seen by its host pid.
+      const agentArgs = args.map((arg, index) => (args[index - 1] === '--pid' ? String(pod.pid) : arg));
+      const env = Object.fromEntries((container.env as { name: string; value: string }[]).map((entry) => [entry.name, entry.value]));
+      agents.push(
+        startChild('nsenter', [`--net=${pod.netnsPath}`, '--', process.execPath, distFile('agent.js'), ...agentArgs], {
+          stdio: ['ignore', 'ignore', 'ignore'],
+          env: { ...process.env, ...env },
+        }),
+      );
+      return { status: 200, body: loadFixture('ephemeral-patch.json') };
+    }),
+    api.override('GET', `/api/v1/namespaces/shop/pods/${podName}`, () => {
+      const answer = structuredClone(base);
+      answer.metadata.name = podName;
+      if (agentName !== null) {
+        answer.status.ephemeralContainerStatuses = [
+          { name: agentName, state: { running: { startedAt: '2026-11-25T13:58:44Z' } }, lastState: {}, ready: false, restartCount: 0, image: 'remocal/agent', imageID: '', containerID: 'containerd://agent' },
+        ];
+      }
+      return { status: 200, body: answer };
+    }),
+  ];
+  return {
+    agents,
+    forwards,
+    lastArgs: () => args,
+    uninstall: () => removers.forEach((remove) => remove()),
+  };
+}
