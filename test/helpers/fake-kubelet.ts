@@ -11,7 +11,7 @@ import type { Pod } from '../../src/cli/demo/pod.js';
 import { distFile } from '../../src/core/paths.js';
 import { loadFixture, type FakeKubeApi } from './kube-api.js';
 
-type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+type Json = Record<string, any>;  
 
 export interface FakeKubelet {
   /** Agents started so far, in order. */

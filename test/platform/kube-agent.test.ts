@@ -34,7 +34,7 @@ const placement: AgentPlacement = {
 };
 const run: AgentRun = { session: 'a1b2c3', port: 45123, secret: 'the-secret', redirects: true, files: 'read' };
 
-type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+type Json = Record<string, any>;  
 
 describe('agent specs', () => {
   it('ephemeral container: valid EphemeralContainer, in the target container\'s namespaces, NET_ADMIN only to redirect', () => {
