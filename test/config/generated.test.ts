@@ -150,6 +150,8 @@ test('configFlags lists the flags the CLI registers, keyed as commander names th
     [
       { usage: '-t, --target <TARGET>', attribute: 'target', path: 'target.path' },
       { usage: '-n, --namespace <NAMESPACE>', attribute: 'namespace', path: 'target.namespace' },
+      { usage: '--kubeconfig <FILE>', attribute: 'kubeconfig', path: 'kubeconfig' },
+      { usage: '--context <CONTEXT>', attribute: 'context', path: 'kube_context' },
       { usage: '--fs-mode <MODE>', attribute: 'fsMode', path: 'feature.fs.mode' },
       { usage: '--steal', attribute: 'steal', path: 'feature.network.incoming.mode' },
     ],

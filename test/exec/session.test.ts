@@ -96,7 +96,7 @@ describe('remocal exec: failures say what failed and what to do', () => {
     const result = await runRemocal(['exec', '--', 'true'], { cwd: app.dir });
     assert.equal(result.code, 125);
     assert.match(result.stderr, /No target/);
-    assert.match(result.stderr, /hint: Pass `-t pid\/<pid>`/);
+    assert.match(result.stderr, /hint: Pass `-t deployment\/<name>` .*pid\/<pid>/);
   });
 
   it('no permission to enter the target', async () => {
