@@ -32,13 +32,14 @@ const placement: AgentPlacement = {
   ttlSeconds: 30,
   logLevel: 'info',
 };
+const beside = { container: 'app', containerId: 'containerd://3042f4e246cde80d81149fd8b5986a9abbbbc2c78a2000bb399a8822aeca7971', sharedProcessNamespace: false };
 const run: AgentRun = { session: 'a1b2c3', port: 45123, secret: 'the-secret', redirects: true, files: 'read' };
 
 type Json = Record<string, any>;  
 
 describe('agent specs', () => {
   it('ephemeral container: valid EphemeralContainer, in the target container\'s namespaces, NET_ADMIN only to redirect', () => {
-    const container = ephemeralAgentContainer(placement, run, 'app') as Json;
+    const container = ephemeralAgentContainer(placement, run, beside) as Json;
     assert.deepEqual(validateAgainstOpenApi(container, 'io.k8s.api.core.v1.EphemeralContainer'), []);
     assert.deepEqual(validateAgainstOpenApi({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'x' }, spec: { containers: [{ name: 'app', image: 'x' }], ...ephemeralContainerPatch(container).spec } }, 'io.k8s.api.core.v1.Pod'), []);
     assert.equal(container.targetContainerName, 'app');
@@ -50,9 +51,15 @@ describe('agent specs', () => {
     assert.ok(!JSON.stringify(container.args).includes('the-secret'));
     assert.equal(container.resources, undefined, 'the API refuses resources on ephemeral containers');
 
-    const quiet = ephemeralAgentContainer(placement, { ...run, redirects: false }, 'app') as Json;
+    const quiet = ephemeralAgentContainer(placement, { ...run, redirects: false }, beside) as Json;
     assert.deepEqual(quiet.securityContext, {}, 'no capabilities when nothing is redirected');
-    assert.deepEqual((ephemeralAgentContainer({ ...placement, privileged: true }, run, 'app') as Json).securityContext, { capabilities: { add: ['NET_ADMIN'] }, privileged: true });
+    assert.deepEqual((ephemeralAgentContainer({ ...placement, privileged: true }, run, beside) as Json).securityContext, { capabilities: { add: ['NET_ADMIN'] }, privileged: true });
+  });
+
+  it('in a pod that shares one pid namespace, the ephemeral agent finds the target by its container id (pid 1 is pause there)', () => {
+    const container = ephemeralAgentContainer(placement, run, { ...beside, sharedProcessNamespace: true }) as Json;
+    assert.deepEqual(container.args.slice(-2), ['--container-id', beside.containerId]);
+    assert.ok(!container.args.includes('--pid'));
   });
 
   it('node Job: valid Job, hostPID on the target\'s node, SYS_ADMIN + SYS_PTRACE, every agent option honoured', () => {
@@ -136,7 +143,7 @@ describe('starting the agent', () => {
       const patch = api.requests.find((request) => request.method === 'PATCH')!;
       assert.equal(patch.contentType, 'application/strategic-merge-patch+json');
       const sent = (patch.body as Json).spec.ephemeralContainers[0];
-      assert.deepEqual(sent, ephemeralAgentContainer(placement, run, 'app'));
+      assert.deepEqual(sent, ephemeralAgentContainer(placement, run, beside));
       assert.deepEqual(validateAgainstOpenApi(sent, 'io.k8s.api.core.v1.EphemeralContainer'), []);
       assert.ok(reads >= 3);
       assert.match(polls[0]!, /waiting for the agent container remocal-agent-a1b2c3/);

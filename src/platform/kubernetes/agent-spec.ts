@@ -56,14 +56,25 @@ function securityContext(placement: AgentPlacement, capabilities: string[]): Rec
   return context;
 }
 
-export function ephemeralAgentContainer(placement: AgentPlacement, run: AgentRun, targetContainer: string): Record<string, unknown> {
+/** The container the agent stands beside; `sharedProcessNamespace` is the pod's `shareProcessNamespace`. */
+export interface EphemeralTarget {
+  container: string;
+  containerId: string;
+  sharedProcessNamespace: boolean;
+}
+
+export function ephemeralAgentContainer(placement: AgentPlacement, run: AgentRun, target: EphemeralTarget): Record<string, unknown> {
+  // With targetContainerName the agent joins the target container's pid namespace, where the target is pid 1;
+  // in a pod that shares one pid namespace among all containers, pid 1 is the pause process, so the agent finds
+  // the target by its container id instead.
+  const where = target.sharedProcessNamespace ? ['--container-id', target.containerId] : ['--pid', '1'];
   return {
     name: `${AGENT_CONTAINER_NAME}-${run.session}`,
     image: placement.image,
     imagePullPolicy: 'IfNotPresent',
-    args: agentArgs(placement, run, ['--pid', '1']),
+    args: agentArgs(placement, run, where),
     env: [{ name: AGENT_SECRET_ENV, value: run.secret }],
-    targetContainerName: targetContainer,
+    targetContainerName: target.container,
     securityContext: securityContext(placement, run.redirects ? ['NET_ADMIN'] : []),
   };
 }

@@ -65,7 +65,11 @@ export async function startKubeAgent(kube: Kube, target: ResolvedKubeTarget, pla
 
 async function startEphemeral(kube: Kube, target: Extract<ResolvedKubeTarget, { kind: 'pod' }>, placement: AgentPlacement, run: AgentRun, options: StartAgentOptions): Promise<StartedKubeAgent> {
   const { namespace, podName } = target;
-  const container = ephemeralAgentContainer(placement, run, target.container);
+  const container = ephemeralAgentContainer(placement, run, {
+    container: target.container,
+    containerId: target.containerId,
+    sharedProcessNamespace: target.pod.spec?.shareProcessNamespace === true,
+  });
   const name = container.name as string;
   await kubeCall(
     kube,
