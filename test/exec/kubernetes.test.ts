@@ -11,9 +11,11 @@ import { after, before, beforeEach, afterEach, describe, it } from 'node:test';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Pod } from '../../src/cli/demo/pod.js';
-import { childExited } from '../../src/core/child.js';
+import { childExited, startChild } from '../../src/core/child.js';
+import { distFile } from '../../src/core/paths.js';
 import { installFakeKubelet, portForwardInto, type FakeKubelet } from '../helpers/fake-kubelet.js';
-import { startFakeKubeApi, type FakeKubeApi } from '../helpers/kube-api.js';
+import { loadFixture, startFakeKubeApi, type FakeKubeApi } from '../helpers/kube-api.js';
+import { validateAgainstOpenApi } from '../helpers/openapi.js';
 import { waitFor } from '../helpers/processes.js';
 import { lastJson, runRemocal, startPodWithApp, startRemocal, stopPodWithApp } from '../helpers/remocal.js';
 
@@ -165,6 +167,46 @@ describe('remocal exec -t deployment/… (fake API server, real agent in the fix
       await run.done;
     }
     await agentGone();
+  });
+});
+
+describe('remocal exec -t targetless (fake API server, real agent in a Job\'s pod)', () => {
+  it('creates the agent Job, reaches the cluster network through it, and deletes the Job at the end', async () => {
+    type Json = Record<string, any>;  
+    let job: Json | undefined;
+    const agents: ChildProcess[] = [];
+    const deleted: string[] = [];
+    const agentPod = structuredClone(loadFixture('agent-pod-create.json')) as Json;
+    agentPod.status = { phase: 'Running', containerStatuses: [{ name: 'remocal-agent', ready: true, restartCount: 0, image: 'remocal/agent', imageID: '', state: { running: { startedAt: '2026-11-25T13:58:44Z' } } }] };
+    const removers = [
+      api.override('POST', '/apis/batch/v1/namespaces/shop/jobs', (request) => {
+        job = request.body as Json;
+        const container = job.spec.template.spec.containers[0];
+        const env = Object.fromEntries((container.env as { name: string; value: string }[]).map((entry) => [entry.name, entry.value]));
+        // The Job's pod: here, the fixture pod's network namespace (the agent of a targetless session has no target process).
+        agents.push(startChild('nsenter', [`--net=${pod.netnsPath}`, '--', process.execPath, distFile('agent.js'), ...container.args], { stdio: 'ignore', env: { ...process.env, ...env } }));
+        return { status: 201, body: job };
+      }),
+      api.override('GET', /^\/api\/v1\/namespaces\/shop\/pods\?labelSelector=remocal\.dev%2Fsession/, () => ({ status: 200, body: { kind: 'PodList', apiVersion: 'v1', metadata: {}, items: job === undefined ? [] : [agentPod] } })),
+      api.override('DELETE', /^\/apis\/batch\/v1\/namespaces\/shop\/jobs\//, (request) => {
+        deleted.push(request.pathname);
+        return { status: 200, body: { kind: 'Status', apiVersion: 'v1', status: 'Success' } };
+      }),
+    ];
+    try {
+      const result = await runRemocal(['exec', '-t', 'targetless', '--', process.execPath, 'app.mjs', 'http', `http://${pod.serviceIps.api}:${pod.ports.apiHttp}/targetless`], { cwd: app.dir, timeoutMs: 60_000 });
+      assert.equal(result.code, 0, result.stderr);
+      assert.equal((lastJson(result) as { status: number }).status, 200);
+      assert.match(result.stderr, /agent: agent job\/remocal-agent-[0-9a-f]{6} in namespace shop/);
+      assert.ok(job !== undefined);
+      assert.deepEqual(validateAgainstOpenApi(job, 'io.k8s.api.batch.v1.Job'), []);
+      assert.deepEqual(deleted, [`/apis/batch/v1/namespaces/shop/jobs/${job.metadata.name}`]);
+      const exit = await Promise.race([childExited(agents[0]!), new Promise<null>((resolve) => setTimeout(() => resolve(null), 10_000))]);
+      assert.notEqual(exit, null, 'the agent exits with its session');
+    } finally {
+      for (const remove of removers) remove();
+      for (const agent of agents) if (agent.exitCode === null) agent.kill('SIGKILL');
+    }
   });
 });
 
