@@ -1,7 +1,7 @@
 // The agent's second way to reach its client: a TCP listener (on the Kubernetes platform the CLI comes in
 // through a port-forward to 127.0.0.1:<port> in the pod) instead of stdio.
 //
-// Anything in the pod can reach that port, so every connection must first prove it knows the session's secret
+// Anything in the pod can reach that port, so every connection must first prove it holds the session's private key
 // (protocol/agent-auth.ts); a connection that fails is dropped and the agent keeps waiting. The first one that
 // succeeds is the agent's only client: the listener closes at once, so nobody can connect after it.
 
@@ -30,7 +30,8 @@ export function formatListenAddress(address: ListenAddress): string {
 }
 
 export interface AcceptOptions extends ListenAddress {
-  secret: string;
+  /** The session's Ed25519 public key; the client proves it holds the private key. */
+  publicKey: string;
   log: Logger;
   /** Without a client by then, the agent gives up: a session whose CLI died before connecting leaves nothing. */
   ttlMs: number;
@@ -41,14 +42,14 @@ export interface AcceptOptions extends ListenAddress {
 }
 
 /**
- * Listens until one connection proves it knows the secret, and resolves with that socket (AUTH_ACCEPTED already
+ * Listens until one connection proves it holds the session's private key, and resolves with that socket (AUTH_ACCEPTED already
  * written, the listener closed), or with null when the ttl passes first. Rejects if it cannot listen at all.
  *
  * Bytes the client sent after its proof (its hello, typically in the same segment) stay in the socket's buffer
  * and reach the first 'data' listener: the proof is taken with read(n), which consumes exactly n bytes.
  */
 export function acceptOneClient(options: AcceptOptions): Promise<Socket | null> {
-  const { log, secret } = options;
+  const { log, publicKey } = options;
   const authTimeoutMs = options.authTimeoutMs ?? DEFAULT_AUTH_TIMEOUT_MS;
   const pending = new Set<Socket>();
   let settled = false;
@@ -61,7 +62,7 @@ export function acceptOneClient(options: AcceptOptions): Promise<Socket | null> 
       }
       pending.add(socket);
       const peer = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
-      void authenticate(socket, secret, authTimeoutMs).then((failure) => {
+      void authenticate(socket, publicKey, authTimeoutMs).then((failure) => {
         pending.delete(socket);
         if (settled) {
           socket.destroy();
@@ -104,8 +105,8 @@ export function acceptOneClient(options: AcceptOptions): Promise<Socket | null> 
   });
 }
 
-/** null when the peer proved it knows the secret, else why not. */
-async function authenticate(socket: Socket, secret: string, timeoutMs: number): Promise<string | null> {
+/** null when the peer proved it holds the session's private key, else why not. */
+async function authenticate(socket: Socket, publicKey: string, timeoutMs: number): Promise<string | null> {
   // A reset from a prober must not become an uncaught 'error' (the read below sees the close). It stays on: the
   // accepted socket has no other listener until the link takes it over.
   socket.on('error', () => undefined);
@@ -114,7 +115,7 @@ async function authenticate(socket: Socket, secret: string, timeoutMs: number): 
   const proof = await readExactly(socket, AGENT_PROOF_BYTES, timeoutMs);
   if (proof === 'timeout') return `no proof within ${timeoutMs} ms`;
   if (proof === 'closed') return 'closed before sending a proof';
-  return proofMatches(secret, nonce, proof) ? null : 'wrong proof';
+  return proofMatches(publicKey, nonce, proof) ? null : 'wrong proof';
 }
 
 function readExactly(socket: Socket, bytes: number, timeoutMs: number): Promise<Buffer | 'timeout' | 'closed'> {

@@ -10,7 +10,7 @@
 // On Kubernetes the CLI cannot own the agent's stdio; it reaches the agent through a port-forward instead:
 //
 //   --listen <host>:<port>   accept the client on this address instead of stdio: one client, which must prove
-//                            it knows the secret in $REMOCAL_AGENT_SECRET (see listen.ts); stdout says
+//                            it holds the private key of the public key in $REMOCAL_AGENT_KEY (see listen.ts); stdout says
 //                            `remocal-agent listening <host>:<port>` once it listens
 //   --ttl <seconds>          with --listen: exit if no client has authenticated this long after start (60)
 //   --idle-timeout <seconds> with --listen: the link is dropped when nothing arrives for this long (15); the
@@ -28,7 +28,7 @@ import { constants as osConstants } from 'node:os';
 import { parseArgs } from 'node:util';
 import { childExited, startChild } from '../core/child.js';
 import { createLogger } from '../core/log.js';
-import { AGENT_SECRET_ENV } from '../protocol/agent-auth.js';
+import { AGENT_KEY_ENV, isPublicKey } from '../protocol/agent-auth.js';
 import { findContainerPid } from './find-container.js';
 import { acceptOneClient, formatListenAddress, parseListenAddress, watchIdle, type ListenAddress } from './listen.js';
 import { startAgent } from './session.js';
@@ -80,8 +80,10 @@ let listenAddress: ListenAddress | null = null;
 if (values.listen !== undefined) {
   listenAddress = parseListenAddress(values.listen);
   if (listenAddress === null) usageError({ listen: values.listen }, '--listen must be <host>:<port>, such as 127.0.0.1:7000');
-  // Checked before --container-id runs the agent again, so a pod without its secret fails in one short log.
-  if (!process.env[AGENT_SECRET_ENV]) usageError({ env: AGENT_SECRET_ENV }, `--listen needs the session's secret in $${AGENT_SECRET_ENV}`);
+  // Checked before --container-id runs the agent again, so a pod without its key fails in one short log.
+  const key = process.env[AGENT_KEY_ENV];
+  if (!key) usageError({ env: AGENT_KEY_ENV }, `--listen needs the session's public key in $${AGENT_KEY_ENV}`);
+  else if (!isPublicKey(key)) usageError({ env: AGENT_KEY_ENV }, `$${AGENT_KEY_ENV} is not an Ed25519 public key (base64 SPKI DER)`);
 }
 
 const containerId = values['container-id'];
@@ -113,7 +115,7 @@ function inNetworkNamespaceOf(target: number): boolean {
 
 /** The same agent under nsenter, in the target's network namespace; resolves with the code to exit with. */
 async function runInNetworkNamespaceOf(containerId: string, target: number): Promise<number> {
-  // Everything but --container-id, exactly as given (values included); the secret travels in the env.
+  // Everything but --container-id, exactly as given (values included); the key travels in the env.
   const dropped = new Set<number>();
   for (const token of tokens) {
     if (token.kind !== 'option' || token.name !== 'container-id') continue;
@@ -152,12 +154,12 @@ async function serveOverStdio(): Promise<string> {
 }
 
 async function serveOverTcp(address: ListenAddress): Promise<string> {
-  const secret = process.env[AGENT_SECRET_ENV]!;
+  const publicKey = process.env[AGENT_KEY_ENV]!;
   // The agent's own children (the iptables supervisor, iptables itself) have no use for it.
-  delete process.env[AGENT_SECRET_ENV];
+  delete process.env[AGENT_KEY_ENV];
   const client = await acceptOneClient({
     ...address,
-    secret,
+    publicKey,
     log,
     ttlMs,
     onListening: (bound) => process.stdout.write(`remocal-agent listening ${formatListenAddress(bound)}\n`),

@@ -1,5 +1,5 @@
 // The real agent process in listen mode (`agent --listen`, as it runs in a Kubernetes pod), driven over real
-// loopback sockets: the secret handshake, one client only, and every way the agent ends without its client.
+// loopback sockets: the key handshake, one client only, and every way the agent ends without its client.
 
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
@@ -12,13 +12,14 @@ import { after, before, describe, it } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { childExited, startChild, stopChild } from '../../src/core/child.js';
-import { AGENT_AUTH_MAGIC, AGENT_NONCE_BYTES, AGENT_SECRET_ENV, AUTH_ACCEPTED, newAgentSecret, proveSecret } from '../../src/protocol/agent-auth.js';
+import { AGENT_AUTH_MAGIC, AGENT_KEY_ENV, AGENT_NONCE_BYTES, AUTH_ACCEPTED, newSessionKeys, signNonce } from '../../src/protocol/agent-auth.js';
 import { Link, type LinkTransport } from '../../src/protocol/link.js';
 import type { AgentRequest, AgentResults, AgentToIntproxy, IntproxyToAgent } from '../../src/protocol/messages.js';
 import { RpcClient } from '../../src/protocol/rpc.js';
 
 const agentMain = fileURLToPath(new URL('../../src/agent/main.ts', import.meta.url));
-const SECRET = newAgentSecret();
+const KEYS = newSessionKeys();
+const SECRET = KEYS.privateKey;
 
 const agents: AgentRun[] = [];
 const sockets: Socket[] = [];
@@ -33,8 +34,8 @@ class AgentRun {
   stdout = '';
   stderr = '';
 
-  constructor(args: readonly string[], env: NodeJS.ProcessEnv = { [AGENT_SECRET_ENV]: SECRET }) {
-    const { [AGENT_SECRET_ENV]: _inherited, ...base } = process.env;
+  constructor(args: readonly string[], env: NodeJS.ProcessEnv = { [AGENT_KEY_ENV]: KEYS.publicKey }) {
+    const { [AGENT_KEY_ENV]: _inherited, ...base } = process.env;
     this.child = startChild(process.execPath, ['--import', import.meta.resolve('tsx'), agentMain, ...args], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...base, NODE_OPTIONS: '', ...env },
@@ -126,12 +127,12 @@ async function readChallenge(socket: Socket): Promise<Buffer> {
   return challenge.subarray(AGENT_AUTH_MAGIC.length);
 }
 
-/** Connects and answers the agent's nonce with a proof made from `secret`; answer is null if the agent hung up. */
-async function authenticate(port: number, secret: string): Promise<{ socket: Socket; answer: number | null }> {
+/** Connects and answers the agent's nonce with a signature by `privateKey`; answer is null if the agent hung up. */
+async function authenticate(port: number, privateKey: string): Promise<{ socket: Socket; answer: number | null }> {
   const socket = await connectTo(port);
   socket.on('error', () => undefined);
   const nonce = await readChallenge(socket);
-  socket.write(proveSecret(secret, nonce));
+  socket.write(signNonce(privateKey, nonce));
   const answer = await readExactly(socket, 1);
   return { socket, answer: answer === null ? null : answer[0]! };
 }
@@ -146,11 +147,11 @@ function clientLink(transport: LinkTransport): {
 }
 
 describe('agent --listen', () => {
-  it('refuses to start without the secret in its env', { timeout: 20_000 }, async () => {
+  it('refuses to start without the session key in its env', { timeout: 20_000 }, async () => {
     const agent = new AgentRun(['--listen', '127.0.0.1:0', '--pid', String(process.pid)], {});
     const { code } = await agent.exit(15_000);
     assert.equal(code, 2);
-    await agent.logged(new RegExp(AGENT_SECRET_ENV));
+    await agent.logged(new RegExp(AGENT_KEY_ENV));
     assert.doesNotMatch(agent.stdout, /listening/);
   });
 
@@ -158,7 +159,8 @@ describe('agent --listen', () => {
     const agent = listenAgent();
     const port = await agent.port();
 
-    const wrong = await authenticate(port, newAgentSecret());
+    // The private key of another session: a valid signature, by the wrong key.
+    const wrong = await authenticate(port, newSessionKeys().privateKey);
     assert.equal(wrong.answer, null, 'a wrong proof must get no answer but a closed connection');
 
     const prober = await connectTo(port);
@@ -218,7 +220,7 @@ describe('agent --listen', () => {
     const inbound = new PassThrough();
     const client = clientLink({ readable: inbound, writable: socket });
     socket.cork();
-    socket.write(proveSecret(SECRET, nonce));
+    socket.write(signNonce(SECRET, nonce));
     const handshake = client.link.handshake(10_000);
     const ping = client.rpc.ping(10_000);
     socket.uncork();

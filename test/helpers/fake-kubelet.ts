@@ -1,6 +1,6 @@
 // What a kubelet does for remocal, played on this machine against the fixture pod: when the recorded fake API
 // server receives the ephemeral-container PATCH, the real agent is started in the fixture pod's network
-// namespace with the container's args and env (the secret), and the pod's status shows it running; a
+// namespace with the container's args and env (the session's public key), and the pod's status shows it running; a
 // port-forward to the pod is `nsenter --net … socat STDIO TCP:127.0.0.1:<port>`, as dockershim's was. Only the
 // API server is a fake; the agent, the link and every packet are real.
 

@@ -10,7 +10,7 @@
 // Each gets the least capabilities it needs. A Job (not a bare pod) is used so that ttlSecondsAfterFinished
 // removes it even when the CLI dies before it can.
 
-import { AGENT_SECRET_ENV } from '../../protocol/agent-auth.js';
+import { AGENT_KEY_ENV } from '../../protocol/agent-auth.js';
 
 export interface AgentPlacement {
   image: string;
@@ -33,7 +33,8 @@ export interface AgentRun {
   session: string;
   /** The agent's port on 127.0.0.1 inside the pod it serves. */
   port: number;
-  secret: string;
+  /** The session's public key: the agent accepts only the client that holds the private key. */
+  publicKey: string;
   /** Mirroring and stealing redirect ports with iptables, which needs NET_ADMIN; nothing else does. */
   redirects: boolean;
   files: 'off' | 'read' | 'write';
@@ -50,7 +51,9 @@ function agentArgs(placement: AgentPlacement, run: AgentRun, extra: string[]): s
 }
 
 function securityContext(placement: AgentPlacement, capabilities: string[]): Record<string, unknown> {
-  const context: Record<string, unknown> = {};
+  // Root, whatever the pod's own securityContext says (a pod-level runAsUser or runAsNonRoot would otherwise
+  // apply to the agent too): iptables and the capabilities below only work for root.
+  const context: Record<string, unknown> = { runAsUser: 0, runAsNonRoot: false };
   if (capabilities.length > 0) context.capabilities = { add: capabilities };
   if (placement.privileged) context.privileged = true;
   return context;
@@ -73,9 +76,11 @@ export function ephemeralAgentContainer(placement: AgentPlacement, run: AgentRun
     image: placement.image,
     imagePullPolicy: 'IfNotPresent',
     args: agentArgs(placement, run, where),
-    env: [{ name: AGENT_SECRET_ENV, value: run.secret }],
+    env: [{ name: AGENT_KEY_ENV, value: run.publicKey }],
     targetContainerName: target.container,
-    securityContext: securityContext(placement, run.redirects ? ['NET_ADMIN'] : []),
+    // SYS_PTRACE: reading the target's /proc/1/environ and /proc/1/root is a ptrace-mode access, refused when the
+    // target runs as another user than the agent (most hardened images) or with capabilities the agent lacks.
+    securityContext: securityContext(placement, ['SYS_PTRACE', ...(run.redirects ? ['NET_ADMIN'] : [])]),
   };
 }
 
@@ -91,7 +96,7 @@ function agentJob(placement: AgentPlacement, run: AgentRun, pod: { spec: Record<
     image: placement.image,
     imagePullPolicy: 'IfNotPresent',
     args: agentArgs(placement, run, pod.args),
-    env: [{ name: AGENT_SECRET_ENV, value: run.secret }],
+    env: [{ name: AGENT_KEY_ENV, value: run.publicKey }],
     resources: placement.resources,
     securityContext: securityContext(placement, pod.capabilities),
   };

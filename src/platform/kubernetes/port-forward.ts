@@ -6,14 +6,15 @@
 
 import { PortForward, type KubeConfig } from '@kubernetes/client-node';
 import { PassThrough, type Readable, type Writable } from 'node:stream';
-import { AgentStartError } from '../../core/errors.js';
-import { AGENT_AUTH_MAGIC, AGENT_NONCE_BYTES, AUTH_ACCEPTED, proveSecret } from '../../protocol/agent-auth.js';
+import { AgentStartError, KubeConfigError, KubeForbiddenError } from '../../core/errors.js';
+import { AGENT_AUTH_MAGIC, AGENT_NONCE_BYTES, AUTH_ACCEPTED, signNonce } from '../../protocol/agent-auth.js';
 
 export interface AgentStreamTarget {
   namespace: string;
   pod: string;
   port: number;
-  secret: string;
+  /** The session's private key, to sign the agent's nonce. */
+  privateKey: string;
 }
 
 export interface AgentStream {
@@ -37,15 +38,27 @@ export async function openAgentStream(config: KubeConfig, target: AgentStreamTar
     try {
       return await attemptOnce(config, target, Math.max(1000, Math.min(10_000, options.deadline - Date.now())));
     } catch (error) {
-      lastFailure = (error as Error).message;
+      // A refused upgrade: retrying cannot help (client-node rejects with the websocket's ErrorEvent, not an Error).
+      const message = (error as { message?: string })?.message ?? String(error);
+      const refused = /Unexpected server response: (401|403|404)/.exec(message);
+      if (refused !== null) throw upgradeRefused(Number(refused[1]), target);
+      lastFailure = message;
       if (error instanceof AgentStartError || Date.now() + (options.retryMs ?? 500) >= options.deadline) {
         throw new AgentStartError(`Could not reach the agent through a port-forward to pod/${target.pod} port ${target.port} (${attempt} attempts): ${lastFailure}`, {
-          hint: 'Check that pods/portforward is allowed (`kubectl auth can-i create pods/portforward`) and the agent\'s logs.',
+          hint: 'The agent may have failed to start: its logs say why (`kubectl logs` of the agent container or pod).',
         });
       }
       await new Promise((resolve) => setTimeout(resolve, options.retryMs ?? 500));
     }
   }
+}
+
+function upgradeRefused(status: number, target: AgentStreamTarget): Error {
+  if (status === 404) return new AgentStartError(`The API server has no pod/${target.pod} in namespace ${target.namespace} to port-forward to (404).`);
+  if (status === 401) return new KubeConfigError('The cluster did not accept your credentials for the port-forward (401).');
+  return new KubeForbiddenError(`missing permission: create pods/portforward in namespace ${target.namespace} (the port-forward to pod/${target.pod} was refused: 403).`, {
+    hint: `Check it with \`kubectl auth can-i create pods --subresource=portforward -n ${target.namespace}\` (before Kubernetes 1.35 the verb checked is get).`,
+  });
 }
 
 async function attemptOnce(config: KubeConfig, target: AgentStreamTarget, timeoutMs: number): Promise<AgentStream> {
@@ -58,7 +71,7 @@ async function attemptOnce(config: KubeConfig, target: AgentStreamTarget, timeou
     socket.once('error', (error) => resolve(`the port-forward failed: ${error.message}`));
   });
   try {
-    const accepted = await handshake(fromAgent, toAgent, errors, closed, target.secret, timeoutMs);
+    const accepted = await handshake(fromAgent, toAgent, errors, closed, target.privateKey, timeoutMs);
     // Whatever came after the accept byte belongs to the link.
     if (accepted.length > 0) fromAgent.unshift(accepted);
   } catch (error) {
@@ -70,7 +83,7 @@ async function attemptOnce(config: KubeConfig, target: AgentStreamTarget, timeou
   return { readable: fromAgent, writable: toAgent, closed, close: () => socket.close() };
 }
 
-async function handshake(fromAgent: Readable, toAgent: Writable, errors: Readable, closed: Promise<string>, secret: string, timeoutMs: number): Promise<Buffer> {
+async function handshake(fromAgent: Readable, toAgent: Writable, errors: Readable, closed: Promise<string>, privateKey: string, timeoutMs: number): Promise<Buffer> {
   let buffered = Buffer.alloc(0);
   let step: 'nonce' | 'accept' = 'nonce';
   return new Promise<Buffer>((resolve, reject) => {
@@ -85,13 +98,13 @@ async function handshake(fromAgent: Readable, toAgent: Writable, errors: Readabl
           finish(new AgentStartError('The port answered with something that is not a remocal agent: another process listens on it.'));
           return;
         }
-        toAgent.write(proveSecret(secret, buffered.subarray(AGENT_AUTH_MAGIC.length, headerBytes)));
+        toAgent.write(signNonce(privateKey, buffered.subarray(AGENT_AUTH_MAGIC.length, headerBytes)));
         buffered = buffered.subarray(headerBytes);
         step = 'accept';
       }
       if (buffered.length < 1) return;
       if (buffered[0] !== AUTH_ACCEPTED) {
-        finish(new AgentStartError('The agent refused this session\'s secret.'));
+        finish(new AgentStartError('The agent answered the proof with something other than its accept byte.'));
         return;
       }
       finish(null, buffered.subarray(1));
@@ -110,6 +123,9 @@ async function handshake(fromAgent: Readable, toAgent: Writable, errors: Readabl
     };
     fromAgent.on('data', onData);
     errors.on('data', onError);
-    void closed.then((reason) => finish(new Error(reason)));
+    // Closed after the proof: the agent refused it (a key from another session); retrying cannot help.
+    void closed.then((reason) =>
+      finish(step === 'accept' ? new AgentStartError(`The agent refused this session's key: it belongs to another session (${reason}).`) : new Error(reason)),
+    );
   });
 }

@@ -4,7 +4,7 @@
 import { randomBytes, randomInt } from 'node:crypto';
 import { distFile, packageVersion } from '../../core/paths.js';
 import type { AgentLaunch } from '../../intproxy/agent-link.js';
-import { AGENT_SECRET_ENV, newAgentSecret } from '../../protocol/agent-auth.js';
+import { LINK_KEY_ENV, newSessionKeys } from '../../protocol/agent-auth.js';
 import type { KubernetesTarget } from '../target.js';
 import { connectKube, type Kube, type KubeSettings } from './api.js';
 import { startKubeAgent } from './agent.js';
@@ -38,6 +38,8 @@ export interface KubeSessionRequest {
   startupTimeoutMs: number;
   onStep: (text: string) => { done(result?: string): void };
   onNote: (text: string) => void;
+  /** Ends the start-up's waits (Ctrl-C); what was created is still removed. */
+  signal?: AbortSignal;
 }
 
 export interface KubeSession {
@@ -65,12 +67,12 @@ export async function prepareKubeSession(request: KubeSessionRequest, connect: (
   };
   try {
     const resolving = request.onStep(`resolving ${formatKube(request.target)} in namespace ${kube.namespace} (context ${kube.contextName})`);
-    const resolved = await resolveKubeTarget(kube, request.target, { onWait: request.onNote, startupTimeoutMs: request.startupTimeoutMs });
+    const resolved = await resolveKubeTarget(kube, request.target, { onWait: request.onNote, startupTimeoutMs: request.startupTimeoutMs, signal: request.signal });
     cleanups.push(() => resolved.release());
     resolving.done(`target: ${resolved.description}`);
 
     const session = randomBytes(3).toString('hex');
-    const secret = newAgentSecret();
+    const keys = newSessionKeys();
     // A high port few servers use; the agent's listen fails loudly on the rare clash.
     const port = randomInt(40_000, 59_000);
     const placement: AgentPlacement = {
@@ -91,8 +93,8 @@ export async function prepareKubeSession(request: KubeSessionRequest, connect: (
       kube,
       resolved,
       placement,
-      { session, port, secret, redirects: request.redirects, files: resolved.kind === 'pod' ? request.files : 'off' },
-      { ephemeral: request.agent.ephemeral, timeoutMs: request.startupTimeoutMs, onWait: request.onNote },
+      { session, port, publicKey: keys.publicKey, redirects: request.redirects, files: resolved.kind === 'pod' ? request.files : 'off' },
+      { ephemeral: request.agent.ephemeral, timeoutMs: request.startupTimeoutMs, onWait: request.onNote, signal: request.signal },
     );
     cleanups.push(() => agent.remove());
     starting.done(`agent: ${agent.description}`);
@@ -103,13 +105,15 @@ export async function prepareKubeSession(request: KubeSessionRequest, connect: (
       namespace: agent.namespace,
       pod: agent.podName,
       port: agent.port,
-      timeoutMs: request.startupTimeoutMs,
+      // Shorter than the intproxy's wait for the agent's hello, so that the link's own reason (a refused
+      // port-forward, an agent that never listened) is what the user reads, not a bare timeout.
+      timeoutMs: Math.max(1000, request.startupTimeoutMs - 3000),
     };
     return {
       launch: {
         command: process.execPath,
         args: [distFile('kube-link.js')],
-        env: { [KUBE_LINK_ENV]: JSON.stringify(link), [AGENT_SECRET_ENV]: secret },
+        env: { [KUBE_LINK_ENV]: JSON.stringify(link), [LINK_KEY_ENV]: keys.privateKey },
         target: resolved.kind === 'pod' ? `pod/${resolved.podName}` : `targetless agent pod/${agent.podName}`,
         pingIntervalMs: KUBE_PING_INTERVAL_MS,
       },
