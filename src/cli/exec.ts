@@ -66,12 +66,33 @@ export async function runExec(request: ExecRequest): Promise<number> {
   const cleanup = async () => {
     for (const step of cleanups.splice(0).reverse()) await step();
   };
+  // Until the command runs (resolving, starting an agent: minutes with a slow image pull), a Ctrl-C or SIGTERM
+  // must not kill remocal with the agent's Job or a CronJob's Job still in the cluster: it ends the start-up and
+  // cleans up. The handlers stay until the cleanup is done, so a second Ctrl-C cannot cut it short.
+  const state = { commandStarted: false };
+  let interrupted: (signal: NodeJS.Signals) => void = () => {};
+  const interrupt = new Promise<NodeJS.Signals>((resolve) => (interrupted = resolve));
+  const onStartupSignal = (signal: NodeJS.Signals) => {
+    if (!state.commandStarted) interrupted(signal);
+  };
+  for (const signal of STARTUP_SIGNALS) process.on(signal, onStartupSignal);
+  const abort = new AbortController();
   try {
-    return await runSession(request, target, cleanups);
+    const session = runSession(request, target, cleanups, state, abort.signal);
+    const outcome = await Promise.race([session, interrupt.then((signal) => ({ signal }))]);
+    if (typeof outcome === 'number') return outcome;
+    // The start-up's waits end on the abort; whatever they fail with now is no news.
+    abort.abort();
+    await session.catch(() => undefined);
+    progress.note(`${outcome.signal}: stopping, and removing what the session started`);
+    return 128 + (osConstants.signals[outcome.signal] ?? 0);
   } finally {
     await cleanup();
+    for (const signal of STARTUP_SIGNALS) process.off(signal, onStartupSignal);
   }
 }
+
+const STARTUP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 
 interface PreparedTarget {
   launch: AgentLaunch;
@@ -80,7 +101,7 @@ interface PreparedTarget {
 }
 
 /** Resolves the target and says how to start its agent; what it creates is undone by the cleanups. */
-async function prepareTarget(request: ExecRequest, target: Target, cleanups: (() => Promise<void> | void)[]): Promise<PreparedTarget> {
+async function prepareTarget(request: ExecRequest, target: Target, cleanups: (() => Promise<void> | void)[], signal: AbortSignal): Promise<PreparedTarget> {
   const { progress } = request;
   let files = request.layer.files;
   const keepFilesLocal = (why: string) => {
@@ -103,6 +124,7 @@ async function prepareTarget(request: ExecRequest, target: Target, cleanups: (()
       startupTimeoutMs: request.startupTimeoutMs,
       onStep: (text) => progress.step(text),
       onNote: (text) => progress.note(text),
+      signal,
     });
     cleanups.push(() => session.cleanup());
     return { launch: session.launch, description: session.description, files };
@@ -112,9 +134,16 @@ async function prepareTarget(request: ExecRequest, target: Target, cleanups: (()
   return { launch: agentLaunch(resolved, { logLevel: request.agentLogLevel, files: agentFileAccess(files) }), description: resolved.description, files };
 }
 
-async function runSession(request: ExecRequest, target: Target, cleanups: (() => Promise<void> | void)[]): Promise<number> {
+async function runSession(
+  request: ExecRequest,
+  target: Target,
+  cleanups: (() => Promise<void> | void)[],
+  state: { commandStarted: boolean },
+  signal: AbortSignal,
+): Promise<number> {
   const { progress } = request;
-  const { launch, description, files } = await prepareTarget(request, target, cleanups);
+  const { launch, description, files } = await prepareTarget(request, target, cleanups, signal);
+  signal.throwIfAborted();
 
   const session = randomBytes(4).toString('hex');
   const sessionDir = mkdtempSync(join(tmpdir(), `remocal-${session}-`));
@@ -163,6 +192,7 @@ async function runSession(request: ExecRequest, target: Target, cleanups: (() =>
         );
       }),
     );
+    state.commandStarted = true;
     const removeSignalForwarding = forwardSignals(command);
     cleanups.push(removeSignalForwarding);
 

@@ -101,7 +101,10 @@ export async function connectAgent(launch: AgentLaunch, options: { log: Logger; 
   } catch (error) {
     child.kill('SIGKILL');
     if (error instanceof ProtocolError || error instanceof AgentLostError || error instanceof AgentStartError) {
-      throw new AgentStartError(`The agent for ${launch.target} did not start: ${(error as Error).message}`, { cause: error });
+      const message = (error as Error).message;
+      const tail = stderrTail.join('').trim().split('\n').slice(-3).join('\n');
+      const words = tail !== '' && !message.includes(tail) ? `\nIts last words: ${tail}` : '';
+      throw new AgentStartError(`The agent for ${launch.target} did not start: ${message}${words}`, { cause: error });
     }
     throw error;
   }
@@ -111,10 +114,12 @@ export async function connectAgent(launch: AgentLaunch, options: { log: Logger; 
   if (launch.pingIntervalMs !== undefined) {
     const interval = launch.pingIntervalMs;
     const timer = setInterval(() => {
-      rpc.ping(interval).catch(() => {
+      // Answered within three intervals, as the agent's own idle limit: a pong can queue behind bulk stream data on a
+      // slow port-forward, and that is no reason to end a session.
+      rpc.ping(interval * 3).catch(() => {
         if (closing) return;
         clearInterval(timer);
-        unanswered?.(new Error(`no answer to a ping within ${interval / 1000} s: the link to the agent dropped`));
+        unanswered?.(new Error(`no answer to a ping within ${(interval * 3) / 1000} s: the link to the agent dropped`));
         child.kill('SIGKILL');
       });
     }, interval);

@@ -136,7 +136,7 @@ describe('remocal exec -t deployment/… (fake API server, real agent in the fix
     assert.doesNotMatch(rules, /remocal/i);
     // The agent needed NET_ADMIN to redirect, and was asked for it.
     const patch = api.requests.findLast((entry) => entry.method === 'PATCH');
-    assert.deepEqual((patch?.body as { spec: { ephemeralContainers: { securityContext: unknown }[] } }).spec.ephemeralContainers[0]!.securityContext, { capabilities: { add: ['NET_ADMIN'] } });
+    assert.deepEqual((patch?.body as { spec: { ephemeralContainers: { securityContext: unknown }[] } }).spec.ephemeralContainers[0]!.securityContext, { capabilities: { add: ['SYS_PTRACE', 'NET_ADMIN'] }, runAsUser: 0, runAsNonRoot: false });
   });
 
   it('a dropped port-forward is reported within seconds and ends the agent', async () => {
@@ -206,6 +206,42 @@ describe('remocal exec -t targetless (fake API server, real agent in a Job\'s po
     } finally {
       for (const remove of removers) remove();
       for (const agent of agents) if (agent.exitCode === null) agent.kill('SIGKILL');
+    }
+  });
+});
+
+describe('interrupting a Kubernetes session while it starts', () => {
+  it('SIGTERM while the agent Job is pending deletes the Job and exits 143', async () => {
+    type Json = Record<string, any>;  
+    const project = join(app.dir, 'node-mode');
+    mkdirSync(join(project, '.remocal'), { recursive: true });
+    writeFileSync(join(project, '.remocal', 'config.json'), JSON.stringify({ kubeconfig: api.kubeconfig('admin'), agent: { ephemeral: false, startup_timeout: 60 } }));
+    let job: Json | undefined;
+    const deleted: string[] = [];
+    const removers = [
+      api.override('POST', '/apis/batch/v1/namespaces/shop/jobs', (request) => {
+        job = request.body as Json;
+        return { status: 201, body: job };
+      }),
+      // The Job's pod never shows up (an image pull, a full node…).
+      api.override('GET', /^\/api\/v1\/namespaces\/shop\/pods\?labelSelector=remocal\.dev%2Fsession/, () => ({ status: 200, body: { kind: 'PodList', apiVersion: 'v1', metadata: {}, items: [] } })),
+      api.override('DELETE', /^\/apis\/batch\/v1\/namespaces\/shop\/jobs\//, (request) => {
+        deleted.push(request.pathname);
+        return { status: 200, body: { kind: 'Status', apiVersion: 'v1', status: 'Success' } };
+      }),
+    ];
+    try {
+      const run = startRemocal(['exec', '-t', 'deployment/orders', '--', process.execPath, join(app.dir, 'app.mjs'), 'env'], { cwd: project, timeoutMs: 60_000 });
+      let stderr = '';
+      run.child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk));
+      await waitFor(() => /waiting for the agent pod/.test(stderr), `the wait (stderr: ${stderr})`, 20_000);
+      run.child.kill('SIGTERM');
+      const result = await run.done;
+      assert.equal(result.code, 143, result.stderr);
+      assert.match(result.stderr, /SIGTERM: stopping, and removing what the session started/);
+      assert.deepEqual(deleted, [`/apis/batch/v1/namespaces/shop/jobs/${job!.metadata.name}`]);
+    } finally {
+      for (const remove of removers) remove();
     }
   });
 });

@@ -116,6 +116,20 @@ describe('remocal port-forward', () => {
     assert.doesNotMatch(after.body, /local answer/);
   });
 
+  it('-R <port> alone: the same port number on both sides, without forwarding to itself', async () => {
+    const port = await freePort();
+    const server: Server = createHttpServer((req, res) => res.end(`local ${port} answers ${req.url}`));
+    await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+    const forward = await forwarding(['--steal', '-R', String(port)]);
+    try {
+      await waitFor(() => /stealing port/.test(forward.stderr()), 'the steal to start', 15_000);
+      assert.deepEqual(await httpGet(pod.ip, port, '/same-port'), { status: 200, body: `local ${port} answers /same-port` });
+    } finally {
+      await forward.stop();
+      server.close();
+    }
+  });
+
   it('bad forwards are refused with what to write instead', async () => {
     const bad = await runRemocal(['port-forward', '-t', `pid/${pod.pid}`, '-L', 'postgres']);
     assert.equal(bad.code, 125);

@@ -15,7 +15,7 @@ import {
   type AgentRun,
 } from '../../src/platform/kubernetes/agent-spec.js';
 import { resolveKubeTarget, type ResolvedPod } from '../../src/platform/kubernetes/resolve.js';
-import { AGENT_SECRET_ENV } from '../../src/protocol/agent-auth.js';
+import { AGENT_KEY_ENV } from '../../src/protocol/agent-auth.js';
 import { loadFixture, startFakeKubeApi, type FakeKubeApi } from '../helpers/kube-api.js';
 import { validateAgainstOpenApi } from '../helpers/openapi.js';
 
@@ -33,27 +33,26 @@ const placement: AgentPlacement = {
   logLevel: 'info',
 };
 const beside = { container: 'app', containerId: 'containerd://3042f4e246cde80d81149fd8b5986a9abbbbc2c78a2000bb399a8822aeca7971', sharedProcessNamespace: false };
-const run: AgentRun = { session: 'a1b2c3', port: 45123, secret: 'the-secret', redirects: true, files: 'read' };
+const run: AgentRun = { session: 'a1b2c3', port: 45123, publicKey: 'the-public-key', redirects: true, files: 'read' };
 
 type Json = Record<string, any>;  
 
 describe('agent specs', () => {
-  it('ephemeral container: valid EphemeralContainer, in the target container\'s namespaces, NET_ADMIN only to redirect', () => {
+  it('ephemeral container: valid EphemeralContainer, root in the target container\'s namespaces, SYS_PTRACE to read it, NET_ADMIN only to redirect', () => {
     const container = ephemeralAgentContainer(placement, run, beside) as Json;
     assert.deepEqual(validateAgainstOpenApi(container, 'io.k8s.api.core.v1.EphemeralContainer'), []);
     assert.deepEqual(validateAgainstOpenApi({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'x' }, spec: { containers: [{ name: 'app', image: 'x' }], ...ephemeralContainerPatch(container).spec } }, 'io.k8s.api.core.v1.Pod'), []);
     assert.equal(container.targetContainerName, 'app');
     assert.equal(container.name, 'remocal-agent-a1b2c3');
-    assert.deepEqual(container.securityContext, { capabilities: { add: ['NET_ADMIN'] } });
+    assert.deepEqual(container.securityContext, { capabilities: { add: ['SYS_PTRACE', 'NET_ADMIN'] }, runAsUser: 0, runAsNonRoot: false });
     assert.deepEqual(container.args, ['--listen', '127.0.0.1:45123', '--ttl', '30', '--log-level', 'info', '--files', 'read', '--pid', '1']);
-    // The secret is in the environment, never in argv (visible in ps).
-    assert.deepEqual(container.env, [{ name: AGENT_SECRET_ENV, value: 'the-secret' }]);
-    assert.ok(!JSON.stringify(container.args).includes('the-secret'));
+    // Only the public half of the session's key is in the pod spec (anyone who may get pods reads it).
+    assert.deepEqual(container.env, [{ name: AGENT_KEY_ENV, value: 'the-public-key' }]);
     assert.equal(container.resources, undefined, 'the API refuses resources on ephemeral containers');
 
     const quiet = ephemeralAgentContainer(placement, { ...run, redirects: false }, beside) as Json;
-    assert.deepEqual(quiet.securityContext, {}, 'no capabilities when nothing is redirected');
-    assert.deepEqual((ephemeralAgentContainer({ ...placement, privileged: true }, run, beside) as Json).securityContext, { capabilities: { add: ['NET_ADMIN'] }, privileged: true });
+    assert.deepEqual(quiet.securityContext, { capabilities: { add: ['SYS_PTRACE'] }, runAsUser: 0, runAsNonRoot: false }, 'no NET_ADMIN when nothing is redirected');
+    assert.deepEqual((ephemeralAgentContainer({ ...placement, privileged: true }, run, beside) as Json).securityContext, { capabilities: { add: ['SYS_PTRACE', 'NET_ADMIN'] }, runAsUser: 0, runAsNonRoot: false, privileged: true });
   });
 
   it('in a pod that shares one pid namespace, the ephemeral agent finds the target by its container id (pid 1 is pause there)', () => {
@@ -73,7 +72,7 @@ describe('agent specs', () => {
     assert.equal(pod.serviceAccountName, 'remocal-agent');
     assert.equal(pod.automountServiceAccountToken, false);
     assert.deepEqual(pod.tolerations, [{ operator: 'Exists' }]);
-    assert.deepEqual(container.securityContext, { capabilities: { add: ['SYS_ADMIN', 'SYS_PTRACE', 'NET_ADMIN'] } });
+    assert.deepEqual(container.securityContext, { capabilities: { add: ['SYS_ADMIN', 'SYS_PTRACE', 'NET_ADMIN'] }, runAsUser: 0, runAsNonRoot: false });
     assert.deepEqual(container.resources, placement.resources);
     assert.equal(container.imagePullPolicy, 'IfNotPresent');
     assert.deepEqual(container.args.slice(-2), ['--container-id', 'containerd://3042f4e2']);
@@ -91,7 +90,7 @@ describe('agent specs', () => {
     const pod = job.spec.template.spec;
     assert.equal(pod.hostPID, undefined);
     assert.deepEqual(pod.nodeSelector, { 'kubernetes.io/os': 'linux' });
-    assert.deepEqual(pod.containers[0].securityContext, {});
+    assert.deepEqual(pod.containers[0].securityContext, { runAsUser: 0, runAsNonRoot: false });
     assert.ok(pod.containers[0].args.join(' ').includes('--files off'));
   });
 

@@ -160,7 +160,7 @@ describe('Kubernetes target resolution', () => {
       assert.match(created.metadata.name, /^nightly-remocal-[0-9a-f]{6}$/);
       assert.deepEqual(validateAgainstOpenApi(created, 'io.k8s.api.batch.v1.Job'), []);
       assert.deepEqual((created.metadata as unknown as { ownerReferences: unknown[] }).ownerReferences, [
-        { apiVersion: 'batch/v1', kind: 'CronJob', name: 'nightly', uid: cronJob.metadata.uid, controller: true, blockOwnerDeletion: true },
+        { apiVersion: 'batch/v1', kind: 'CronJob', name: 'nightly', uid: cronJob.metadata.uid, controller: true },
       ]);
       assert.match(resolved.description, new RegExp(`^pod/${migratePods.items[0]!.metadata.name} \\(of job/nightly-remocal-[0-9a-f]{6}, started from cronjob/nightly\\)`));
       await resolved.release();

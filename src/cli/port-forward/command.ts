@@ -24,7 +24,16 @@ export function portForwardRequest(specs: { local: string[]; remote: string[] },
       // "localhost" in -L is the target's own loopback; only the -R local ports are this machine's.
       outgoing: { ...base.layer.outgoing, ignoreLocalhost: false, filter: { local: remote.map((forward) => `tcp://127.0.0.1:${forward.localPort}`) } },
       // Only the -R listeners stand for the target's ports.
-      incoming: { ...base.layer.incoming, ports: remote.map((forward) => forward.remotePort), ignorePorts: [], ignoreLocalhost: false, portMapping: [], listenPorts: [] },
+      // Each -R listener binds a free local port: binding the remote port's number here could take the local
+      // port it forwards to (-R 3000 would then forward to itself).
+      incoming: {
+        ...base.layer.incoming,
+        ports: remote.map((forward) => forward.remotePort),
+        ignorePorts: [],
+        ignoreLocalhost: false,
+        portMapping: [],
+        listenPorts: remote.map((forward) => [forward.remotePort, 0] as [number, number]),
+      },
       files: { ...base.layer.files, mode: 'local' },
     },
   };

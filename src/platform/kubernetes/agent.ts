@@ -1,6 +1,7 @@
 // Starting the agent next to a resolved target, waiting until it runs (with what it waits for), and removing
 // it again. The agent's own TTL and the Job's ttlSecondsAfterFinished clean up when this process cannot.
 
+import { setTimeout as sleep } from 'node:timers/promises';
 import { PatchStrategy, setHeaderOptions, type V1ContainerStatus, type V1Pod } from '@kubernetes/client-node';
 import { AgentStartError, FeatureUnavailableError, TimeoutError } from '../../core/errors.js';
 import { kubeCall, type Kube } from './api.js';
@@ -31,6 +32,7 @@ export interface StartAgentOptions {
   timeoutMs: number;
   pollIntervalMs?: number;
   onWait?: (text: string) => void;
+  signal?: AbortSignal | undefined;
 }
 
 export async function startKubeAgent(kube: Kube, target: ResolvedKubeTarget, placement: AgentPlacement, run: AgentRun, options: StartAgentOptions): Promise<StartedKubeAgent> {
@@ -162,6 +164,6 @@ async function poll(options: StartAgentOptions, what: string, check: () => Promi
         hint: 'Raise agent.startup_timeout if pulling the image or scheduling is slow; `kubectl get events` shows what holds it up.',
       });
     }
-    await new Promise((resolve) => setTimeout(resolve, options.pollIntervalMs ?? 500));
+    await sleep(options.pollIntervalMs ?? 500, undefined, { signal: options.signal });
   }
 }

@@ -11,6 +11,8 @@ import {
   KubeConfig,
 } from '@kubernetes/client-node';
 import { existsSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { delimiter, join } from 'node:path';
 import {
   ClusterUnreachableError,
   KubeApiError,
@@ -20,6 +22,8 @@ import {
   isRemocalError,
   type RemocalError,
 } from '../../core/errors.js';
+
+const IN_CLUSTER_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
 
 export interface KubeSettings {
   /** A kubeconfig file; otherwise KUBECONFIG, ~/.kube/config, or the in-cluster config, as kubectl. */
@@ -48,6 +52,16 @@ export function connectKube(settings: KubeSettings): Kube {
       if (!existsSync(settings.kubeconfig)) throw new KubeConfigError(`The kubeconfig ${settings.kubeconfig} does not exist.`);
       config.loadFromFile(settings.kubeconfig);
     } else {
+      // loadFromDefault falls back to http://localhost:8080 when it finds nothing, which would only ever fail
+      // with "connection refused"; say what is missing instead.
+      const files = (process.env.KUBECONFIG ?? '').split(delimiter).filter((file) => file !== '');
+      const found = files.length > 0 ? files.some((file) => existsSync(file)) : existsSync(join(homedir(), '.kube', 'config')) || existsSync(IN_CLUSTER_TOKEN);
+      if (!found) {
+        throw new KubeConfigError(
+          files.length > 0 ? `KUBECONFIG names no file that exists (${process.env.KUBECONFIG}).` : 'No kubeconfig found: KUBECONFIG is not set and ~/.kube/config does not exist.',
+          { hint: 'Point KUBECONFIG (or --kubeconfig) at your cluster\'s kubeconfig, as you would for kubectl.' },
+        );
+      }
       config.loadFromDefault();
     }
   } catch (error) {
@@ -141,9 +155,10 @@ export function kubeError(kube: Kube, action: KubeAction, error: unknown, onNotF
     return new KubeForbiddenError(
       `Pod Security admission refused the ${object} in namespace ${action.namespace}: ${status.message}`,
       {
-        hint:
-          'The node agent needs hostPID and capabilities, which only the "privileged" level allows. Put agents in such a ' +
-          'namespace with agent.namespace, or use the default ephemeral agent (agent.ephemeral: true).',
+        hint: action.resource.startsWith('pods/ephemeralcontainers')
+          ? 'The agent needs capabilities (SYS_PTRACE, NET_ADMIN to redirect ports) that only the "privileged" level allows. ' +
+            'Run it as a pod of its own in a namespace where that level applies: agent.ephemeral: false with agent.namespace.'
+          : 'The node agent needs hostPID and capabilities, which only the "privileged" level allows: point agent.namespace at such a namespace.',
       },
     );
   }

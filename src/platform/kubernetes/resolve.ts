@@ -5,6 +5,7 @@
 
 import type { V1CronJob, V1LabelSelector, V1Pod } from '@kubernetes/client-node';
 import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { InvalidTargetError, TargetNotFoundError, TargetNotReadyError, TimeoutError, type RemocalError } from '../../core/errors.js';
 import { formatTarget, type KubernetesTarget } from '../target.js';
 import { kubeCall, type Kube, type KubeStatus } from './api.js';
@@ -42,6 +43,7 @@ export interface ResolveOptions {
   /** How long a started Job's pod may take to run. */
   startupTimeoutMs?: number;
   pollIntervalMs?: number;
+  signal?: AbortSignal | undefined;
 }
 
 const noRelease = async () => {};
@@ -257,7 +259,9 @@ export function jobFromCronJob(cronJob: V1CronJob, suffix: string): { apiVersion
       labels: { ...(template?.metadata?.labels ?? {}), 'app.kubernetes.io/managed-by': 'remocal' },
       annotations: { ...(template?.metadata?.annotations ?? {}), 'cronjob.kubernetes.io/instantiate': 'manual' },
       ownerReferences: [
-        { apiVersion: 'batch/v1', kind: 'CronJob', name, uid: cronJob.metadata?.uid, controller: true, blockOwnerDeletion: true },
+        // No blockOwnerDeletion, as `kubectl create job --from`: with OwnerReferencesPermissionEnforcement it would
+        // need update on cronjobs/finalizers, which a developer rarely has.
+        { apiVersion: 'batch/v1', kind: 'CronJob', name, uid: cronJob.metadata?.uid, controller: true },
       ],
     },
     spec: template?.spec,
@@ -291,7 +295,7 @@ async function startCronJob(kube: Kube, cronJob: V1CronJob, target: Extract<Kube
           hint: 'Raise agent.startup_timeout if the image is slow to pull.',
         });
       }
-      await new Promise((resolve) => setTimeout(resolve, options.pollIntervalMs ?? 1000));
+      await sleep(options.pollIntervalMs ?? 1000, undefined, { signal: options.signal });
     }
   } catch (error) {
     await release();
