@@ -212,6 +212,17 @@ describe('Kubernetes access errors', () => {
     );
   });
 
+  it('no kubeconfig at all is said plainly, not as a refused connection to localhost:8080', () => {
+    const saved = process.env.KUBECONFIG;
+    process.env.KUBECONFIG = '/nonexistent/a:/nonexistent/b';
+    try {
+      assert.throws(() => connectKube({}), (error: unknown) => error instanceof KubeConfigError && /KUBECONFIG names no file that exists/.test((error as Error).message));
+    } finally {
+      if (saved === undefined) delete process.env.KUBECONFIG;
+      else process.env.KUBECONFIG = saved;
+    }
+  });
+
   it('-n and the context namespace choose the namespace, as kubectl does', () => {
     assert.equal(connectKube({ kubeconfig: api.kubeconfig('admin', 'shop') }).namespace, 'shop');
     assert.equal(connectKube({ kubeconfig: api.kubeconfig('admin', 'shop'), namespace: 'other' }).namespace, 'other');
