@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { Pod } from '../../../src/cli/demo/pod.js';
 import { runInPod, withPod } from '../../helpers/pod.js';
+import { waitFor } from '../../helpers/processes.js';
 import { AgentProcess, STOLEN_BODY } from './agent-process.js';
 
 const BACKENDS = ['iptables', 'iptables-legacy'] as const;
@@ -83,11 +84,14 @@ for (const backend of BACKENDS) {
             assert.equal(redirected.backend, backend, 'joins the backend the pod already uses');
 
             assert.equal(await get(pod.ip, pod.ports.target), STOLEN_BODY);
+            // The agent reports the connection on its own channel, which can arrive after the HTTP answer.
+            await waitFor(() => agent.connections.length >= 1, 'the agent to report the stolen connection');
             assert.deepEqual(
               agent.connections.map(({ address, port }) => ({ address, port })),
               [{ address: pod.ip, port: pod.ports.target }],
             );
             assert.equal(await getInPod(pod, '127.0.0.1', pod.ports.target), STOLEN_BODY, 'loopback traffic of the pod is stolen');
+            await waitFor(() => agent.connections.length >= 2, 'the agent to report the loopback connection');
             assert.equal(agent.connections.at(-1)?.address, '127.0.0.1');
 
             for (const host of [pod.ip, '127.0.0.1']) {
