@@ -11,6 +11,8 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { createPod, type Pod } from '../../src/cli/demo/pod.js';
 import { findAgent, waitFor } from '../helpers/processes.js';
+import { answeredFrom, httpRequest, type HttpAnswer } from '../helpers/net.js';
+import { podIptablesRules } from '../helpers/pod.js';
 import { startRemocal, writeApp, startPodWithApp, stopPodWithApp } from '../helpers/remocal.js';
 
 let pod: Pod;
@@ -86,31 +88,12 @@ async function session(args: string[], appArgs: string[] = [], cwd = app.dir): P
   };
 }
 
-function request(path: string, headers: Record<string, string> = {}, method = 'GET'): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: pod.ip, port: pod.ports.target, path, method, headers, agent: false }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk) => (body += chunk));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    req.on('error', reject);
-    req.end();
-  });
+function request(path: string, headers: Record<string, string> = {}, method = 'GET'): Promise<HttpAnswer> {
+  return httpRequest({ host: pod.ip, port: pod.ports.target, path, method, headers });
 }
 
-function from(body: string): string {
-  try {
-    return (JSON.parse(body) as { from: string }).from;
-  } catch {
-    return body;
-  }
-}
-
-async function iptablesRules(): Promise<string> {
-  const nft = await pod.exec(['iptables-save']);
-  const legacy = await pod.exec(['iptables-legacy-save']);
-  return nft.stdout + legacy.stdout;
+function iptablesRules(): Promise<string> {
+  return podIptablesRules(pod);
 }
 
 describe('incoming traffic', () => {
@@ -118,7 +101,7 @@ describe('incoming traffic', () => {
     const s = await session([]);
     try {
       const answer = await request('/mirrored?n=1', { 'x-dev': 'alice' });
-      assert.equal(from(answer.body), 'target');
+      assert.equal(answeredFrom(answer.body), 'target');
       await waitFor(() => s.seen().some((entry) => entry.saw === 'GET /mirrored?n=1'), 'the mirrored copy');
       assert.equal(s.seen().find((entry) => entry.saw === 'GET /mirrored?n=1')?.dev, 'alice');
     } finally {
@@ -132,13 +115,13 @@ describe('incoming traffic', () => {
       const answer = await request('/stolen').catch((error: Error) => {
         throw new Error(`${error.message}\nremocal said:\n${s.stderr()}\napp said:\n${s.stdout()}`);
       });
-      assert.equal(from(answer.body), 'local');
+      assert.equal(answeredFrom(answer.body), 'local');
       assert.ok(s.seen().some((entry) => entry.saw === 'GET /stolen'));
     } finally {
       await s.stop();
     }
     const after = await request('/after');
-    assert.equal(from(after.body), 'target', 'the target answers again once the session ends');
+    assert.equal(answeredFrom(after.body), 'target', 'the target answers again once the session ends');
   });
 
   it('filtered steal: on one keep-alive connection, matching requests go to the app and the rest to the target', async () => {
@@ -157,7 +140,7 @@ describe('incoming traffic', () => {
             let body = '';
             res.setEncoding('utf8');
             res.on('data', (chunk) => (body += chunk));
-            res.on('end', () => resolve(from(body)));
+            res.on('end', () => resolve(answeredFrom(body)));
           });
           req.on('error', reject);
           req.end();
@@ -211,7 +194,7 @@ describe('incoming traffic', () => {
       assert.match(crashed.body, /local app/);
       const other = await request('/fine');
       assert.equal(other.status, 200);
-      assert.equal(from(other.body), 'target');
+      assert.equal(answeredFrom(other.body), 'target');
     } finally {
       await s.stop();
       project.remove();
@@ -280,7 +263,7 @@ describe('incoming traffic', () => {
           let body = '';
           stream.setEncoding('utf8');
           stream.on('data', (chunk) => (body += chunk));
-          stream.on('end', () => resolve(from(body)));
+          stream.on('end', () => resolve(answeredFrom(body)));
           stream.on('error', reject);
         });
       const [mine, theirs] = await Promise.all([get({ 'x-dev': 'alice' }), get({})]);
@@ -317,7 +300,7 @@ describe('incoming traffic', () => {
     const s = await session([], ['18080'], project.dir);
     try {
       assert.match(s.stderr(), /stealing port 8080 of pid\/\d+: its traffic goes to your app on local port 18080/);
-      assert.equal(from((await request('/mapped')).body), 'local');
+      assert.equal(answeredFrom((await request('/mapped')).body), 'local');
     } finally {
       await s.stop();
       project.remove();
@@ -329,7 +312,7 @@ describe('incoming traffic', () => {
     assert.match(await iptablesRules(), /REMOCAL-/);
     await s.stop();
     assert.doesNotMatch(await iptablesRules(), /REMOCAL-/);
-    assert.equal(from((await request('/again')).body), 'target');
+    assert.equal(answeredFrom((await request('/again')).body), 'target');
 
     const killed = await session(['--steal']);
     try {
@@ -342,7 +325,7 @@ describe('incoming traffic', () => {
         rules = await iptablesRules();
       }
       assert.doesNotMatch(rules, /REMOCAL-/, `rules still there ${Date.now() - killedAt} ms after kill -9`);
-      assert.equal(from((await request('/after-kill')).body), 'target');
+      assert.equal(answeredFrom((await request('/after-kill')).body), 'target');
     } finally {
       await killed.stop();
     }

@@ -5,8 +5,6 @@
 
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import http from 'node:http';
-import { connect, createServer } from 'node:net';
 import { after, before, beforeEach, afterEach, describe, it } from 'node:test';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -17,12 +15,13 @@ import { installFakeKubelet, portForwardInto, type FakeKubelet } from '../helper
 import { loadFixture, startFakeKubeApi, type FakeKubeApi } from '../helpers/kube-api.js';
 import { validateAgainstOpenApi } from '../helpers/openapi.js';
 import { waitFor } from '../helpers/processes.js';
+import { answeredFrom, echoThrough, freePort, httpRequest } from '../helpers/net.js';
+import { podIptablesRules } from '../helpers/pod.js';
 import { lastJson, runRemocal, startPodWithApp, startRemocal, stopPodWithApp } from '../helpers/remocal.js';
 
 const APP = String.raw`
 import dns from 'node:dns';
 import http from 'node:http';
-import { connect, createServer } from 'node:net';
 const [mode, ...args] = process.argv.slice(2);
 const out = (value) => process.stdout.write(JSON.stringify(value) + '\n');
 switch (mode) {
@@ -80,6 +79,10 @@ function exec(args: string[], extra: string[] = []) {
   return runRemocal(['exec', '-t', 'deployment/orders', '-n', 'shop', ...extra, '--', process.execPath, 'app.mjs', ...args], { cwd: app.dir, timeoutMs: 60_000 });
 }
 
+async function request(path: string, headers: Record<string, string>): Promise<string> {
+  return (await httpRequest({ host: pod.ip, port: pod.ports.target, path, headers })).body;
+}
+
 /** The session's agent exits with its session: nothing of it stays in the pod. */
 async function agentGone(): Promise<void> {
   const agent = kubelet.agents.at(-1)!;
@@ -125,15 +128,14 @@ describe('remocal exec -t deployment/… (fake API server, real agent in the fix
     run.child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk));
     try {
       await waitFor(() => /stealing the HTTP requests that match/.test(stderr), `the steal (stderr: ${stderr})`, 30_000);
-      assert.equal(from(await request('/mine', { 'x-dev': 'alice' })), 'local');
-      assert.notEqual(from(await request('/theirs', { 'x-dev': 'bob' })), 'local');
+      assert.equal(answeredFrom(await request('/mine', { 'x-dev': 'alice' })), 'local');
+      assert.notEqual(answeredFrom(await request('/theirs', { 'x-dev': 'bob' })), 'local');
     } finally {
       run.child.kill('SIGTERM');
       await run.done;
     }
     await agentGone();
-    const rules = (await pod.exec(['iptables-save'])).stdout + (await pod.exec(['iptables-legacy-save'])).stdout;
-    assert.doesNotMatch(rules, /remocal/i);
+    assert.doesNotMatch(await podIptablesRules(pod), /remocal/i);
     // The agent needed NET_ADMIN to redirect, and was asked for it.
     const patch = api.requests.findLast((entry) => entry.method === 'PATCH');
     assert.deepEqual((patch?.body as { spec: { ephemeralContainers: { securityContext: unknown }[] } }).spec.ephemeralContainers[0]!.securityContext, { capabilities: { add: ['SYS_PTRACE', 'NET_ADMIN'] }, runAsUser: 0, runAsNonRoot: false });
@@ -161,7 +163,7 @@ describe('remocal exec -t deployment/… (fake API server, real agent in the fix
     try {
       await waitFor(() => /press Ctrl-C/.test(stderr) || run.child.exitCode !== null, 'the forward', 30_000);
       assert.match(stderr, /press Ctrl-C/, stderr);
-      assert.equal(await echo(local, 'from the cluster side'), 'from the cluster side');
+      assert.equal(await echoThrough(local, 'from the cluster side'), 'from the cluster side');
     } finally {
       run.child.kill('SIGTERM');
       await run.done;
@@ -245,46 +247,3 @@ describe('interrupting a Kubernetes session while it starts', () => {
     }
   });
 });
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-    server.on('error', reject);
-  });
-}
-
-function echo(port: number, text: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const socket = connect(port, '127.0.0.1');
-    let data = '';
-    socket.setEncoding('utf8');
-    socket.on('data', (chunk: string) => (data += chunk));
-    socket.on('close', () => resolve(data));
-    socket.on('error', reject);
-    socket.end(text);
-  });
-}
-
-function request(path: string, headers: Record<string, string>): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: pod.ip, port: pod.ports.target, path, headers, agent: false }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => (body += chunk));
-      res.on('end', () => resolve(body));
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
-
-function from(body: string): string {
-  try {
-    return (JSON.parse(body) as { from: string }).from;
-  } catch {
-    return body;
-  }
-}

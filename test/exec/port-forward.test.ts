@@ -2,12 +2,12 @@
 // -R brings the pod's port to a local server. Traffic goes only to loopback and the pod's own addresses.
 
 import assert from 'node:assert/strict';
-import { request, createServer as createHttpServer, type Server } from 'node:http';
-import { connect, createServer } from 'node:net';
+import { createServer as createHttpServer, type Server } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import type { Pod } from '../../src/cli/demo/pod.js';
 import { runRemocal, startPodWithApp, startRemocal, stopPodWithApp } from '../helpers/remocal.js';
 import { waitFor } from '../helpers/processes.js';
+import { echoThrough, freePort, httpRequest } from '../helpers/net.js';
 
 let pod: Pod;
 let app: { dir: string; remove: () => void };
@@ -17,16 +17,6 @@ before(async () => {
 });
 
 after(() => stopPodWithApp(pod, app));
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-    server.on('error', reject);
-  });
-}
 
 async function forwarding(args: string[]): Promise<{ stderr: () => string; stop: () => Promise<number | null> }> {
   const { child, done } = startRemocal(['port-forward', '-t', `pid/${pod.pid}`, ...args], { timeoutMs: 60_000 });
@@ -43,41 +33,15 @@ async function forwarding(args: string[]): Promise<{ stderr: () => string; stop:
   };
 }
 
-function echo(port: number, text: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const socket = connect(port, '127.0.0.1');
-    let data = '';
-    socket.setEncoding('utf8');
-    socket.on('data', (chunk: string) => (data += chunk));
-    socket.on('close', () => resolve(data));
-    socket.on('error', reject);
-    socket.end(text);
-  });
-}
-
-function httpGet(host: string, port: number, path: string): Promise<{ status: number | undefined; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host, port, path, agent: false, timeout: 10_000 }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => (body += chunk));
-      res.on('end', () => resolve({ status: res.statusCode, body }));
-    });
-    req.on('timeout', () => req.destroy(new Error('timed out')));
-    req.on('error', reject);
-    req.end();
-  });
-}
-
 describe('remocal port-forward', () => {
   it("-L: a local port reaches a service by the name the pod's DNS knows, from the pod", async () => {
     const local = await freePort();
     const forward = await forwarding(['-L', `${local}:${pod.names.dbName}:${pod.ports.db}`]);
     try {
       assert.match(forward.stderr(), new RegExp(`127\\.0\\.0\\.1:${local} → ${pod.names.dbName}:${pod.ports.db}`));
-      assert.equal(await echo(local, 'through the pod'), 'through the pod');
+      assert.equal(await echoThrough(local, 'through the pod'), 'through the pod');
       // A second connection on the same forward.
-      assert.equal(await echo(local, 'again'), 'again');
+      assert.equal(await echoThrough(local, 'again'), 'again');
     } finally {
       assert.equal(await forward.stop(), 143);
     }
@@ -88,7 +52,7 @@ describe('remocal port-forward', () => {
     const forward = await forwarding(['-L', `${local}:localhost:${pod.ports.target}`]);
     try {
       const before = pod.httpRequests.length;
-      const answer = await httpGet('127.0.0.1', local, '/through-port-forward');
+      const answer = await httpRequest({ host: '127.0.0.1', port: local, path: '/through-port-forward' });
       assert.equal(answer.status, 200);
       const seen = pod.httpRequests.slice(before).map((entry) => JSON.stringify(entry));
       assert.ok(seen.some((entry) => entry.includes('/through-port-forward')), `the pod's app saw: ${seen.join('\n')}`);
@@ -104,14 +68,14 @@ describe('remocal port-forward', () => {
     const forward = await forwarding(['--steal', '-R', `${pod.ports.target}:${local}`]);
     try {
       await waitFor(() => /stealing port/.test(forward.stderr()), 'the steal to start', 15_000);
-      const answer = await httpGet(pod.ip, pod.ports.target, '/stolen');
+      const answer = await httpRequest({ host: pod.ip, port: pod.ports.target, path: '/stolen' });
       assert.deepEqual(answer, { status: 200, body: 'local answer to /stolen' });
     } finally {
       await forward.stop();
       server.close();
     }
     // After the session the pod answers for itself again.
-    const after = await httpGet(pod.ip, pod.ports.target, '/after');
+    const after = await httpRequest({ host: pod.ip, port: pod.ports.target, path: '/after' });
     assert.equal(after.status, 200);
     assert.doesNotMatch(after.body, /local answer/);
   });
@@ -123,7 +87,7 @@ describe('remocal port-forward', () => {
     const forward = await forwarding(['--steal', '-R', String(port)]);
     try {
       await waitFor(() => /stealing port/.test(forward.stderr()), 'the steal to start', 15_000);
-      assert.deepEqual(await httpGet(pod.ip, port, '/same-port'), { status: 200, body: `local ${port} answers /same-port` });
+      assert.deepEqual(await httpRequest({ host: pod.ip, port, path: '/same-port' }), { status: 200, body: `local ${port} answers /same-port` });
     } finally {
       await forward.stop();
       server.close();

@@ -47,3 +47,10 @@ export async function runInPod<T = unknown>(
   }
   return JSON.parse(result.stdout) as T;
 }
+
+/** The pod's iptables rules, nft and legacy together: an agent may have used either. */
+export async function podIptablesRules(pod: Pod): Promise<string> {
+  const nft = await pod.exec(['iptables-save']);
+  const legacy = await pod.exec(['iptables-legacy-save']);
+  return nft.stdout + legacy.stdout;
+}
