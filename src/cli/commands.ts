@@ -42,24 +42,7 @@ export function registerCommands(program: Command): void {
     )
     .passThroughOptions()
     .action(async (command: string[], options: ExecFlags, cmd: Command) => {
-      const verbose = Boolean(cmd.optsWithGlobals().verbose);
-      const { configFile, quiet, verbose: _verbose, ...flags } = options;
-      const { config, warnings } = loadConfig({ cwd: process.cwd(), file: configFile, env: process.env, flags });
-      const progress = createProgress({ quiet: Boolean(quiet) });
-      for (const warning of warnings) progress.note(`warning: ${formatWarning(warning)}`);
-      const layer = toLayerSettings(config, { socket: '', session: '' });
-      process.exitCode = await runExec({
-        command,
-        target: config.target.path,
-        incoming: { mode: config.feature.network.incoming.mode, filter: httpFilterSpec(config.feature.network.incoming.http_filter) },
-        env: config.feature.env,
-        layer: { outgoing: layer.outgoing, dns: layer.dns, incoming: layer.incoming, files: layer.files, logLevel: layer.logLevel },
-        agentLogLevel: verbose ? 'debug' : config.agent.log_level,
-        startupTimeoutMs: config.agent.startup_timeout * 1000,
-        progress,
-        verbose,
-        kubernetes: kubernetesSettings(config),
-      });
+      process.exitCode = await runExec({ ...sessionRequest(options, cmd), command });
     });
 
   addConfigFlags(program.command('ls'))
@@ -96,30 +79,12 @@ export function registerCommands(program: Command): void {
         '  remocal port-forward -t deployment/orders --steal -R 8080:3000      # the pod\'s 8080 → local 3000',
     )
     .action(async (options: ExecFlags & { local?: string[]; remote?: string[] }, cmd: Command) => {
-      const verbose = Boolean(cmd.optsWithGlobals().verbose);
-      const { configFile, quiet, verbose: _verbose, local, remote, ...flags } = options;
-      const { config, warnings } = loadConfig({ cwd: process.cwd(), file: configFile, env: process.env, flags });
-      const progress = createProgress({ quiet: Boolean(quiet) });
-      for (const warning of warnings) progress.note(`warning: ${formatWarning(warning)}`);
+      const { local, remote, ...flags } = options;
+      const base = sessionRequest(flags, cmd);
       const { portForwardRequest } = await import('./port-forward/command.js');
-      const layer = toLayerSettings(config, { socket: '', session: '' });
-      const incomingMode = config.feature.network.incoming.mode === 'steal' ? 'steal' : 'mirror';
-      process.exitCode = await runExec(
-        portForwardRequest(
-          { local: local ?? [], remote: remote ?? [] },
-          {
-            target: config.target.path,
-            incoming: { mode: incomingMode, filter: httpFilterSpec(config.feature.network.incoming.http_filter) },
-            env: config.feature.env,
-            layer: { outgoing: layer.outgoing, dns: layer.dns, incoming: layer.incoming, files: layer.files, logLevel: layer.logLevel },
-            agentLogLevel: verbose ? 'debug' : config.agent.log_level,
-            startupTimeoutMs: config.agent.startup_timeout * 1000,
-            progress,
-            verbose,
-            kubernetes: kubernetesSettings(config),
-          },
-        ),
-      );
+      // -R mirrors unless the config (or --steal) says steal: a forward with incoming traffic off forwards nothing.
+      const incoming = { ...base.incoming, mode: base.incoming.mode === 'steal' ? ('steal' as const) : ('mirror' as const) };
+      process.exitCode = await runExec(portForwardRequest({ local: local ?? [], remote: remote ?? [] }, { ...base, incoming }));
     });
 
   program
@@ -161,6 +126,27 @@ interface ExecFlags extends ConfigFlags {
   verbose?: boolean;
 }
 
+/** A session as the config (file, env, flags) describes it, for `exec` and `port-forward`; warnings are shown. */
+function sessionRequest(options: ExecFlags, cmd: Command): Omit<ExecRequest, 'command'> {
+  const verbose = Boolean(cmd.optsWithGlobals().verbose);
+  const { configFile, quiet, verbose: _verbose, ...flags } = options;
+  const { config, warnings } = loadConfig({ cwd: process.cwd(), file: configFile, env: process.env, flags });
+  const progress = createProgress({ quiet: Boolean(quiet) });
+  for (const warning of warnings) progress.note(`warning: ${formatWarning(warning)}`);
+  const layer = toLayerSettings(config, { socket: '', session: '' });
+  return {
+    target: config.target.path,
+    incoming: { mode: config.feature.network.incoming.mode, filter: httpFilterSpec(config.feature.network.incoming.http_filter) },
+    env: config.feature.env,
+    layer: { outgoing: layer.outgoing, dns: layer.dns, incoming: layer.incoming, files: layer.files, logLevel: layer.logLevel },
+    agentLogLevel: verbose ? 'debug' : config.agent.log_level,
+    startupTimeoutMs: config.agent.startup_timeout * 1000,
+    progress,
+    verbose,
+    kubernetes: kubernetesSettings(config),
+  };
+}
+
 /** The filter as the protocol carries it; null when none is set (then a steal takes whole connections). */
 function httpFilterSpec(filter: RemocalConfig['feature']['network']['incoming']['http_filter']): HttpFilterSpec | null {
   const { header_filter, path_filter, method_filter, all_of, any_of, ports } = filter;
@@ -170,23 +156,7 @@ function httpFilterSpec(filter: RemocalConfig['feature']['network']['incoming'][
 
 /** The cluster and the agent's placement, from the config, for Kubernetes targets. */
 function kubernetesSettings(config: RemocalConfig): ExecRequest['kubernetes'] {
-  const { agent } = config;
-  return {
-    kube: { kubeconfig: config.kubeconfig, context: config.kube_context, namespace: config.target.namespace },
-    agent: {
-      image: agent.image,
-      namespace: agent.namespace,
-      ephemeral: agent.ephemeral,
-      privileged: agent.privileged,
-      labels: agent.labels,
-      annotations: agent.annotations,
-      tolerations: agent.tolerations,
-      node_selector: agent.node_selector,
-      resources: agent.resources,
-      service_account: agent.service_account,
-      ttl: agent.ttl,
-    },
-  };
+  return { kube: { kubeconfig: config.kubeconfig, context: config.kube_context, namespace: config.target.namespace }, agent: config.agent };
 }
 
 /** The flags that set config options are declared with the options themselves (config/options.ts). */

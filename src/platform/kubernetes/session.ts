@@ -5,6 +5,7 @@ import { randomBytes, randomInt } from 'node:crypto';
 import { distFile, packageVersion } from '../../core/paths.js';
 import type { AgentLaunch } from '../../intproxy/agent-link.js';
 import { LINK_KEY_ENV, newSessionKeys } from '../../protocol/agent-auth.js';
+import type { RemocalConfig } from '../../config/index.js';
 import type { KubernetesTarget } from '../target.js';
 import { connectKube, type Kube, type KubeSettings } from './api.js';
 import { startKubeAgent } from './agent.js';
@@ -12,20 +13,11 @@ import type { AgentPlacement } from './agent-spec.js';
 import { KUBE_LINK_ENV, type KubeLinkSettings } from './link-settings.js';
 import { resolveKubeTarget } from './resolve.js';
 
-/** The agent options of the config, as this platform reads them. */
-export interface KubeAgentConfig {
-  image: string | undefined;
-  namespace: string | undefined;
-  ephemeral: boolean;
-  privileged: boolean;
-  labels: Record<string, string>;
-  annotations: Record<string, string>;
-  tolerations: Record<string, unknown>[];
-  node_selector: Record<string, string>;
-  resources: AgentPlacement['resources'];
-  service_account: string | undefined;
-  ttl: number;
-}
+/** The agent options of the config that this platform reads (the config's `agent` group passes as it is). */
+export type KubeAgentConfig = Pick<
+  RemocalConfig['agent'],
+  'image' | 'namespace' | 'ephemeral' | 'privileged' | 'labels' | 'annotations' | 'tolerations' | 'node_selector' | 'resources' | 'service_account' | 'ttl'
+>;
 
 export interface KubeSessionRequest {
   target: KubernetesTarget;
