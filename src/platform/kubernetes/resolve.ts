@@ -3,7 +3,7 @@
 // is told which. A CronJob is started as a Job of its own, whose pod is the target and which is deleted with
 // the session.
 
-import type { V1CronJob, V1LabelSelector, V1Pod } from '@kubernetes/client-node';
+import type { V1ContainerStatus, V1CronJob, V1LabelSelector, V1Pod } from '@kubernetes/client-node';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { InvalidTargetError, TargetNotFoundError, TargetNotReadyError, TimeoutError, type RemocalError } from '../../core/errors.js';
@@ -149,21 +149,27 @@ export function isReady(pod: V1Pod): boolean {
   return pod.status?.phase === 'Running' && (pod.status.conditions ?? []).some((condition) => condition.type === 'Ready' && condition.status === 'True');
 }
 
-/** Why a pod cannot be a target, in the words `kubectl get pods` would use. */
-export function podState(pod: V1Pod): string {
+/** Why a pod cannot be a target, in the words `kubectl get pods` would use; `statuses` narrows it to some containers. */
+export function podState(pod: V1Pod, statuses: V1ContainerStatus[] = pod.status?.containerStatuses ?? []): string {
   const phase = pod.status?.phase ?? 'Unknown';
   const unscheduled = (pod.status?.conditions ?? []).find((condition) => condition.type === 'PodScheduled' && condition.status === 'False');
   if (phase === 'Pending' && unscheduled !== undefined) return `Pending, not scheduled: ${unscheduled.message ?? unscheduled.reason ?? 'no node fits'}`;
-  for (const status of pod.status?.containerStatuses ?? []) {
-    const waiting = status.state?.waiting;
-    if (waiting !== undefined && waiting !== null) return `${phase}, container ${status.name} ${waiting.reason ?? 'waiting'}${status.restartCount > 0 ? ` (restarted ${status.restartCount} times)` : ''}`;
-    const terminated = status.state?.terminated;
-    if (terminated !== undefined && terminated !== null) {
-      return `${phase}, container ${status.name} exited with code ${terminated.exitCode}${status.restartCount > 0 ? ` (restarted ${status.restartCount} times)` : ''}`;
-    }
+  for (const status of statuses) {
+    const state = containerState(status);
+    if (state !== null) return `${phase}, ${state}`;
   }
   if (phase === 'Running') return 'Running but not ready';
   return phase;
+}
+
+/** Why a container is not running ("container app exited with code 1 (restarted 2 times)"), or null if it runs. */
+function containerState(status: V1ContainerStatus): string | null {
+  const restarted = status.restartCount > 0 ? ` (restarted ${status.restartCount} times)` : '';
+  const waiting = status.state?.waiting;
+  if (waiting !== undefined && waiting !== null) return `container ${status.name} ${waiting.reason ?? 'waiting'}${restarted}`;
+  const terminated = status.state?.terminated;
+  if (terminated !== undefined && terminated !== null) return `container ${status.name} exited with code ${terminated.exitCode}${restarted}`;
+  return null;
 }
 
 /** The container to stand in for: the named one, else the only one that is not a mesh sidecar. */
@@ -201,7 +207,7 @@ function choose(pod: V1Pod, wanted: string | null, label: string, picked: string
   const container = chooseContainer(pod, wanted, label);
   const status = (pod.status.containerStatuses ?? []).find((candidate) => candidate.name === container);
   if (status?.state?.running === undefined || status.state.running === null || status.containerID === undefined) {
-    const state = status === undefined ? 'not started' : podState({ ...pod, status: { ...pod.status, containerStatuses: [status] } });
+    const state = status === undefined ? 'not started' : podState(pod, [status]);
     throw new TargetNotReadyError(`Container ${container} of pod/${podName} is not running (${state}).`, {
       hint: `See why with \`kubectl describe pod ${podName} -n ${namespace}\` and \`kubectl logs ${podName} -c ${container} -n ${namespace} --previous\`.`,
     });

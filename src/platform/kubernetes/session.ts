@@ -6,7 +6,7 @@ import { distFile, packageVersion } from '../../core/paths.js';
 import type { AgentLaunch } from '../../intproxy/agent-link.js';
 import { LINK_KEY_ENV, newSessionKeys } from '../../protocol/agent-auth.js';
 import type { RemocalConfig } from '../../config/index.js';
-import type { KubernetesTarget } from '../target.js';
+import { formatTarget, type KubernetesTarget } from '../target.js';
 import { connectKube, type Kube, type KubeSettings } from './api.js';
 import { startKubeAgent } from './agent.js';
 import type { AgentPlacement } from './agent-spec.js';
@@ -58,7 +58,7 @@ export async function prepareKubeSession(request: KubeSessionRequest, connect: (
     for (const step of cleanups.splice(0).reverse()) await step();
   };
   try {
-    const resolving = request.onStep(`resolving ${formatKube(request.target)} in namespace ${kube.namespace} (context ${kube.contextName})`);
+    const resolving = request.onStep(`resolving ${formatTarget(request.target)} in namespace ${kube.namespace} (context ${kube.contextName})`);
     const resolved = await resolveKubeTarget(kube, request.target, { onWait: request.onNote, startupTimeoutMs: request.startupTimeoutMs, signal: request.signal });
     cleanups.push(() => resolved.release());
     resolving.done(`target: ${resolved.description}`);
@@ -117,8 +117,4 @@ export async function prepareKubeSession(request: KubeSessionRequest, connect: (
     await cleanup();
     throw error;
   }
-}
-
-function formatKube(target: KubernetesTarget): string {
-  return target.kind === 'targetless' ? 'targetless' : `${target.kind}/${target.name}${target.container === null ? '' : `/container/${target.container}`}`;
 }
