@@ -19,11 +19,18 @@
 //                            the agent runs in a hostPID pod on the target's node: find the container's init
 //                            in /proc, then run again under nsenter in its network namespace with --pid
 //
+// Behind the operator, one agent serves every session on its target:
+//
+//   --sessions <path>        listen on this unix socket for session connections (each opened with a preamble
+//                            line naming the session, see protocol/shared-agent.ts); stdin/stdout carry the
+//                            operator's control link instead of a session, and the agent ends when it closes
+//
 // Exit codes: 0 when the link closed (or no client came within the ttl), 1 on a failure, 2 on bad arguments,
 // 3 when --container-id names no running container; under --container-id, the nsenter'd agent's own code.
 
 import { readlinkSync } from 'node:fs';
 import { Socket } from 'node:net';
+import type { Readable, Writable } from 'node:stream';
 import { constants as osConstants } from 'node:os';
 import { parseArgs } from 'node:util';
 import { childExited, startChild } from '../core/child.js';
@@ -31,7 +38,9 @@ import { createLogger } from '../core/log.js';
 import { AGENT_KEY_ENV, isPublicKey } from '../protocol/agent-auth.js';
 import { findContainerPid } from './find-container.js';
 import { acceptOneClient, formatListenAddress, parseListenAddress, watchIdle, type ListenAddress } from './listen.js';
-import { startAgent } from './session.js';
+import { serveSession } from './session.js';
+import { serveSharedTarget } from './shared.js';
+import { SharedTarget } from './target.js';
 
 const argv = process.argv.slice(2);
 const { values, tokens } = parseArgs({
@@ -45,6 +54,7 @@ const { values, tokens } = parseArgs({
     ttl: { type: 'string', default: '60' },
     'idle-timeout': { type: 'string', default: '15' },
     'container-id': { type: 'string' },
+    sessions: { type: 'string' },
   },
   strict: true,
   tokens: true,
@@ -143,14 +153,46 @@ async function runInNetworkNamespaceOf(containerId: string, target: number): Pro
   return 128 + (signal === null ? 0 : (osConstants.signals[signal] ?? 0));
 }
 
-const agentOptions = { pid, netns: values.netns ?? null, log, files };
+if (values.sessions !== undefined && values.listen !== undefined) usageError({}, '--sessions and --listen are two ways to reach the agent: give one');
 
-async function serveOverStdio(): Promise<string> {
+const target = new SharedTarget({ pid, netns: values.netns ?? null, log, files });
+const HANDSHAKE_TIMEOUT_MS = 10_000;
+
+/**
+ * The one session of a direct agent: it has the target to itself, so its end is the agent's. Resolves once the
+ * link closed and the connections the agent accepted for the target are finished.
+ */
+async function serveDirect(readable: Readable, writable: Writable): Promise<string> {
+  const session = serveSession(target, { readable, writable, id: 'direct', owner: 'direct', files, closes: 'agent', handshakeTimeoutMs: HANDSHAKE_TIMEOUT_MS });
+  await session.ready;
+  log.info({ target: pid ?? values.netns }, 'agent ready');
+  const stopWatching = target.watch((reason) => {
+    log.warn({ reason }, 'target gone');
+    session.end({ kind: 'target_gone', reason });
+  });
+  const reason = await session.closed;
+  stopWatching();
+  // Whatever ends the session, the target's ports answer as before (the supervisor covers a kill -9); the
+  // connections the agent accepted for the target are finished, not cut.
+  await target.incoming.drain();
+  return reason;
+}
+
+function stdio(): { readable: Readable; writable: Writable } {
   // process.stdout writes to a pipe synchronously on Linux, which would stall every stream whenever the pipe is
   // full; sockets of our own over the same fds are asynchronous and honour backpressure.
-  const readable = new Socket({ fd: 0, readable: true, writable: false });
-  const writable = new Socket({ fd: 1, readable: false, writable: true });
-  return startAgent({ ...agentOptions, readable, writable });
+  return { readable: new Socket({ fd: 0, readable: true, writable: false }), writable: new Socket({ fd: 1, readable: false, writable: true }) };
+}
+
+async function serveOverStdio(): Promise<string> {
+  const { readable, writable } = stdio();
+  return serveDirect(readable, writable);
+}
+
+async function serveShared(socketPath: string): Promise<string> {
+  const reason = await serveSharedTarget(target, { socketPath, control: stdio(), handshakeTimeoutMs: HANDSHAKE_TIMEOUT_MS });
+  await target.incoming.drain();
+  return reason;
 }
 
 async function serveOverTcp(address: ListenAddress): Promise<string> {
@@ -168,16 +210,15 @@ async function serveOverTcp(address: ListenAddress): Promise<string> {
     log.info({ ttlSeconds: ttlMs / 1000 }, 'no client within ttl; exiting');
     process.exit(0);
   }
-  const session = startAgent({ ...agentOptions, readable: client, writable: client });
   // Destroying the socket closes the link under the session, which then ends as for any lost link.
   watchIdle(client, idleMs, () => {
     log.warn({ idleSeconds: idleMs / 1000 }, 'nothing arrived from the client for too long; dropping the link');
     client.destroy();
   });
-  return session;
+  return serveDirect(client, client);
 }
 
-(listenAddress === null ? serveOverStdio() : serveOverTcp(listenAddress)).then(
+(values.sessions !== undefined ? serveShared(values.sessions) : listenAddress === null ? serveOverStdio() : serveOverTcp(listenAddress)).then(
   (reason) => {
     log.info({ reason }, 'agent exiting');
     process.exit(0);

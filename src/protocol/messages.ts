@@ -16,7 +16,7 @@ export const PROTOCOL_VERSION = 1;
 /** The oldest peer version this code still speaks to. */
 export const PROTOCOL_MIN_VERSION = 1;
 
-export type Role = 'layer' | 'intproxy' | 'agent';
+export type Role = 'layer' | 'intproxy' | 'agent' | 'operator';
 
 export interface Hello {
   type: 'hello';
@@ -35,6 +35,8 @@ export interface RemoteFailure {
   message: string;
   errno?: number;
   syscall?: string;
+  /** What the user can do about it, for failures the CLI shows as they are (a port held by another session). */
+  hint?: string;
 }
 
 export type Result<T> = { ok: true; value: T } | { ok: false; error: RemoteFailure };
@@ -326,7 +328,12 @@ export type Op = AgentRequest['op'];
 // --- events the agent reports without being asked ---------------------------------------------------
 export type AgentEvent =
   | { kind: 'target_gone'; reason: string }
-  | { kind: 'warning'; message: string };
+  | { kind: 'warning'; message: string }
+  /**
+   * A shared agent (behind the operator) ends this session on its own: a limit was reached, or someone killed
+   * it. `code` is the error code the CLI shows it with; `reason` says what happened and `hint` what to do.
+   */
+  | { kind: 'session_closed'; code: string; reason: string; hint?: string };
 
 // --- the unions, one per direction --------------------------------------------------------------------
 

@@ -1,5 +1,7 @@
-// Routes one stolen client connection request by request: the requests the filter matches go to the
-// developer's app, the others to the original server, and the client sees one ordinary HTTP/1.1 connection.
+// Routes one stolen client connection request by request: each request goes to the subscriber whose filter
+// matches it (a developer's app; several developers may share one port, each with a filter), the others to the
+// original server, and the client sees one ordinary HTTP/1.1 connection. Who gets a request is asked per
+// request, so a session that subscribes or leaves while the connection is open takes effect on its next one.
 //
 // Parsing is Node's own: the client socket is handed to a private http.Server with `emit('connection')`, and
 // each upstream is an http.request over a socket we supply. Node's server already answers pipelined requests
@@ -21,13 +23,20 @@ export interface HttpRequestHead extends FilterableRequest {
   httpVersion: string;
 }
 
+/** Where matching requests go: one developer's app. The same object for the same subscription, always. */
+export interface HttpSubscriber {
+  /**
+   * A fresh byte stream to the app. On HTTP/1.1 it is kept alive for this client's following requests to the
+   * same subscriber; an h2c stream or an upgraded connection gets one of its own.
+   */
+  open(head: HttpRequestHead): Promise<Duplex>;
+}
+
 export interface HttpRouterOptions {
-  /** True when the request goes to the developer's app. */
-  matches(request: HttpRequestHead): boolean;
+  /** The subscriber this request goes to, or undefined for the original server. */
+  route(request: HttpRequestHead): HttpSubscriber | undefined;
   /** A new connection to the original server; reused for the following non-matching requests. */
   connectOriginal(): Promise<Duplex>;
-  /** A fresh byte stream to the developer's app, carrying exactly one request (or one upgraded connection). */
-  openSubscriber(head: HttpRequestHead): Promise<Duplex>;
   /**
    * True once the session is over and the agent only finishes what it accepted: every further response says
    * `Connection: close`, so the client ends the connection itself instead of racing a close from us.
@@ -154,22 +163,32 @@ function serveHttp1(client: net.Socket, options: HttpRouterOptions): void {
   // One connection to the original server, kept alive and shared by this client's non-matching requests;
   // maxSockets 1 queues them in order, as pipelined requests on one connection must be.
   const originalAgent = agentOver(() => options.connectOriginal());
-  // Likewise one connection to the app, kept alive across this client's matching requests: a new stream and a
-  // new connection to the app per request cost more than the request itself.
-  let subscriberHead: HttpRequestHead | undefined;
-  const subscriberAgent = agentOver(() => options.openSubscriber(subscriberHead!));
+  // Likewise one connection to each subscriber's app, kept alive across this client's requests to it: a new
+  // stream and a new connection to the app per request cost more than the request itself.
+  const subscriberAgents = new Map<HttpSubscriber, { agent: http.Agent; head: HttpRequestHead | undefined }>();
+  const subscriberAgent = (subscriber: HttpSubscriber, head: HttpRequestHead): http.Agent => {
+    let entry = subscriberAgents.get(subscriber);
+    if (entry === undefined) {
+      const created: { agent: http.Agent; head: HttpRequestHead | undefined } = { agent: agentOver(() => subscriber.open(created.head!)), head };
+      entry = created;
+      subscriberAgents.set(subscriber, entry);
+    }
+    // The stream is opened lazily by the agent, for the request that needs it: it is announced with that head.
+    entry.head = head;
+    return entry.agent;
+  };
   client.on('close', () => {
     originalAgent.destroy();
-    subscriberAgent.destroy();
+    for (const { agent } of subscriberAgents.values()) agent.destroy();
     server.close();
   });
 
   const onRequest = (request: http.IncomingMessage, response: http.ServerResponse) => {
     response.sendDate = false;
     const head = requestHead(request);
-    if (options.matches(head)) {
-      subscriberHead = head;
-      forwardRequest(request, response, head, subscriberAgent, LOCAL_APP_DID_NOT_ANSWER, options.draining);
+    const subscriber = options.route(head);
+    if (subscriber !== undefined) {
+      forwardRequest(request, response, head, subscriberAgent(subscriber, head), LOCAL_APP_DID_NOT_ANSWER, options.draining);
     } else {
       forwardRequest(request, response, head, originalAgent, ORIGINAL_DID_NOT_ANSWER, options.draining);
     }
@@ -184,8 +203,9 @@ function serveHttp1(client: net.Socket, options: HttpRouterOptions): void {
     // is connected would be dropped.
     socket.pause();
     const head = requestHead(request);
-    const toSubscriber = options.matches(head);
-    const open = toSubscriber ? options.openSubscriber(head) : options.connectOriginal();
+    const subscriber = options.route(head);
+    const toSubscriber = subscriber !== undefined;
+    const open = toSubscriber ? subscriber.open(head) : options.connectOriginal();
     open.then(
       (upstream) => {
         upstream.write(serializeHead(head));
@@ -356,7 +376,8 @@ function serveH2c(client: net.Socket, options: HttpRouterOptions): void {
       httpVersion: '2.0',
       rawHeaders: withoutPseudoHeaders(rawHeaders, String(headers[':authority'] ?? '')),
     };
-    if (options.matches(head)) streamToSubscriber(stream, head, options);
+    const subscriber = options.route(head);
+    if (subscriber !== undefined) streamToSubscriber(stream, head, subscriber);
     else streamToOriginal(stream, headers, (flags & http2.constants.NGHTTP2_FLAG_END_STREAM) !== 0, original());
   });
   server.emit('connection', client);
@@ -409,8 +430,8 @@ function streamToOriginal(downstream: http2.ServerHttp2Stream, headers: http2.In
   });
 }
 
-function streamToSubscriber(downstream: http2.ServerHttp2Stream, head: HttpRequestHead, options: HttpRouterOptions): void {
-  options.openSubscriber(head).then(
+function streamToSubscriber(downstream: http2.ServerHttp2Stream, head: HttpRequestHead, subscriber: HttpSubscriber): void {
+  subscriber.open(head).then(
     (stream) => {
       const streamAgent = new http.Agent({ keepAlive: true, maxSockets: 1 });
       streamAgent.createConnection = () => socketLike(stream);

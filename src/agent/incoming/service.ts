@@ -1,100 +1,147 @@
-// The agent's incoming traffic: subscriptions from the intproxy, one redirected port each, and what happens to
-// every connection the redirector hands over:
+// The agent's incoming traffic, shared by every session on the target: subscriptions per port, one redirect
+// per port whoever holds it, and what happens to every connection the redirector hands over.
 //
-//   mirror            the connection passes through to the original server; a copy of what the client sends
-//                     goes to the session. The copy is best effort: if the session cannot keep up, the copy of
-//                     that connection stops, the connection itself never waits for it.
-//   steal, no filter  the whole connection goes to the session.
-//   steal, filter     per HTTP request (http-router.ts): matching requests go to the session, the others to the
-//                     original server over the same client connection.
+// A port is held in one of two ways, and mirrored by anyone on top:
+//   steal, no filter  one session takes the whole port: each connection goes to it.
+//   steal, filter     any number of sessions, each with an HTTP filter: per request (http-router.ts), the
+//                     first session (in subscription order) whose filter matches gets it, and a request no
+//                     filter matches reaches the original server over the same client connection.
+//   mirror            every mirroring session gets its own copy of what the client sends; the connection itself
+//                     goes on as it would without them. A copy is best effort: if a session cannot keep up, its
+//                     copy of that connection stops, the connection never waits for it.
+//
+// Sessions come and go without touching the others: a port's redirect stays while anyone holds it, and only
+// when its last subscription goes does the port stop taking new connections (see Redirector.release).
 
 import { connect, isIP, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../../core/log.js';
 import { splice } from '../../core/splice.js';
-import type { Link } from '../../protocol/link.js';
 import type {
   AgentSubscribeRequest,
-  AgentToIntproxy,
+  HttpFilterSpec,
   IncomingEvent,
   IncomingMode,
-  IntproxyToAgent,
   Result,
   SocketAddress,
   SubscribeResult,
   UnsubscribeResult,
 } from '../../protocol/messages.js';
-import { compileHttpFilter, type HttpFilter, type HttpFilterConfig } from './http-filter.js';
-import { routeHttpConnection } from './http-router.js';
+import { compileHttpFilter, type HttpFilter } from './http-filter.js';
+import { routeHttpConnection, type HttpSubscriber } from './http-router.js';
 import { Redirector, type OriginalDestination } from './redirector.js';
 import { removeStaleChains } from './stale.js';
 
-/** After the session, connections the agent accepted get this long to finish before they are cut. */
+/** After the agent's last session, connections the agent accepted get this long to finish before they are cut. */
 export const MAX_DRAIN_MS = 30_000;
 
 /** A mirror copy further behind than this is dropped rather than buffered. */
 const MIRROR_BACKLOG_LIMIT = 8 * 1024 * 1024;
 
+/** The failure code of a subscription refused because another session holds the port. */
+export const PORT_HELD = 'REMOCAL_PORT_HELD';
+
+/** What the incoming service needs of a session: who it is, and a way to hand it a stream. */
+export interface IncomingSession {
+  /** The session's id, as `remocal session list` shows it. */
+  readonly id: string;
+  readonly owner: string;
+  /** Opens a stream to the session and announces it with an `incoming` event. */
+  announce(event: Omit<IncomingEvent, 'stream'>): Duplex;
+}
+
 interface Subscription {
   id: number;
   port: number;
   mode: IncomingMode;
+  /** Set for a filtered steal on a port the filter applies to. */
   filter: HttpFilter | null;
+  spec: HttpFilterSpec | null;
+  session: IncomingSession;
+  since: number;
+}
+
+interface Holders {
+  mirrors: Subscription[];
+  whole: Subscription | undefined;
+  /** In subscription order: the first match wins. */
+  filtered: Subscription[];
 }
 
 export class IncomingService {
   private redirector: Redirector | undefined;
   private readonly subscriptions = new Map<number, Subscription>();
-  private readonly byPort = new Map<number, Subscription>();
+  private readonly ports = new Map<number, Holders>();
   private nextId = 1;
-  /** Once the session is over: nothing new goes to it, and accepted connections are finished. */
+  /** Once the agent is ending: nothing new goes to any session, and accepted connections are finished. */
   private draining = false;
   private readonly clients = new Set<Socket>();
   private drained: (() => void) | undefined;
   private stopped: Promise<number> | undefined;
+  private staleRemoved: Promise<void> | undefined;
 
   constructor(
-    private readonly link: Link<AgentToIntproxy, IntproxyToAgent>,
     private readonly log: Logger,
+    private readonly onRouted: (session: IncomingSession) => void = () => undefined,
   ) {}
 
-  async subscribe(request: AgentSubscribeRequest): Promise<Result<SubscribeResult>> {
-    if (this.byPort.has(request.port)) {
+  async subscribe(session: IncomingSession, request: AgentSubscribeRequest): Promise<Result<SubscribeResult>> {
+    const holders = this.ports.get(request.port);
+    const own = holders === undefined ? undefined : allOf(holders).find((existing) => existing.session === session);
+    if (own !== undefined) {
       return { ok: false, error: { code: 'EADDRINUSE', message: `port ${request.port} is already subscribed in this session` } };
     }
-    const filter = request.filter === null ? null : compileHttpFilter(request.filter as HttpFilterConfig);
-    const subscription: Subscription = { id: this.nextId++, port: request.port, mode: request.mode, filter: filter?.isSet ? filter : null };
-    if (this.redirector === undefined) {
-      // Chains of agents that died before their supervisor could act would shadow ours; only on the first
-      // subscription, so sessions that never listen pay nothing.
-      const removed = await removeStaleChains().catch((error: Error) => {
-        this.log.warn({ err: error }, 'could not look for stale remocal chains');
-        return [];
-      });
-      if (removed.length > 0) this.log.info({ removed }, 'removed stale remocal chains');
-      this.redirector = new Redirector({ onConnection: (socket, original) => this.onConnection(socket, original), log: this.log });
-    }
+    const compiled = request.filter === null ? null : compileHttpFilter(request.filter);
+    const filter = request.mode === 'steal' && compiled !== null && compiled.appliesToPort(request.port) ? compiled : null;
+    const conflict = holders === undefined ? null : conflictWith(holders, request.port, request.mode, filter !== null);
+    if (conflict !== null) return { ok: false, error: conflict };
+
+    const id = this.nextId++;
+    const subscription: Subscription = {
+      id,
+      port: request.port,
+      mode: request.mode,
+      filter,
+      spec: filter === null ? null : request.filter,
+      session,
+      since: Date.now(),
+    };
     // Registered before the rule exists: the first connection may arrive as soon as it does.
-    this.subscriptions.set(subscription.id, subscription);
-    this.byPort.set(request.port, subscription);
+    this.subscriptions.set(id, subscription);
+    const entry = holders ?? { mirrors: [], whole: undefined, filtered: [] };
+    this.ports.set(request.port, entry);
+    if (request.mode === 'mirror') entry.mirrors.push(subscription);
+    else if (filter === null) entry.whole = subscription;
+    else entry.filtered.push(subscription);
     try {
-      await this.redirector.redirect(request.port);
+      await (await this.redirectorReady()).redirect(request.port);
     } catch (error) {
-      this.subscriptions.delete(subscription.id);
-      this.byPort.delete(request.port);
+      this.remove(subscription);
       return { ok: false, error: { code: (error as { code?: string }).code ?? 'REMOCAL_INCOMING_FAILED', message: (error as Error).message } };
     }
-    this.log.info({ port: request.port, mode: request.mode, filtered: subscription.filter !== null }, 'subscribed');
-    return { ok: true, value: { subscription: subscription.id, mode: request.mode } };
+    this.log.info({ port: request.port, mode: request.mode, filtered: filter !== null, session: session.id }, 'subscribed');
+    return { ok: true, value: { subscription: id, mode: request.mode } };
   }
 
-  async unsubscribe(id: number): Promise<Result<UnsubscribeResult>> {
+  async unsubscribe(session: IncomingSession, id: number): Promise<Result<UnsubscribeResult>> {
     const subscription = this.subscriptions.get(id);
-    if (subscription === undefined) return { ok: true, value: {} };
-    this.subscriptions.delete(id);
-    this.byPort.delete(subscription.port);
-    await this.redirector?.release(subscription.port);
+    // Another session's subscription is not this one's to end: to it, the id does not exist.
+    if (subscription === undefined || subscription.session !== session) return { ok: true, value: {} };
+    await this.release(subscription);
     return { ok: true, value: {} };
+  }
+
+  /** A session ended: its subscriptions go, and only they. */
+  async releaseSession(session: IncomingSession): Promise<void> {
+    const own = [...this.subscriptions.values()].filter((subscription) => subscription.session === session);
+    await Promise.all(own.map((subscription) => this.release(subscription)));
+  }
+
+  /** The subscriptions of one session, for `remocal session list`. */
+  subscriptionsOf(session: IncomingSession): { port: number; mode: IncomingMode; filter: HttpFilterSpec | null; since: number }[] {
+    return [...this.subscriptions.values()]
+      .filter((subscription) => subscription.session === session)
+      .map(({ port, mode, spec, since }) => ({ port, mode, filter: spec, since }));
   }
 
   /** Removes every rule; the target's ports answer as before. */
@@ -102,7 +149,7 @@ export class IncomingService {
     return this.redirector?.close() ?? Promise.resolve();
   }
 
-  /** The session ends: rules go now; returns how many accepted connections are still open. */
+  /** The agent ends: rules go now; returns how many accepted connections are still open. */
   stopTaking(): Promise<number> {
     this.stopped ??= (async () => {
       this.draining = true;
@@ -129,39 +176,85 @@ export class IncomingService {
     await this.close();
   }
 
+  private async redirectorReady(): Promise<Redirector> {
+    // Chains of agents that died before their supervisor could act would shadow ours; only on the first
+    // subscription, so sessions that never listen pay nothing.
+    this.staleRemoved ??= removeStaleChains().then(
+      (removed) => {
+        if (removed.length > 0) this.log.info({ removed }, 'removed stale remocal chains');
+      },
+      (error: Error) => this.log.warn({ err: error }, 'could not look for stale remocal chains'),
+    );
+    await this.staleRemoved;
+    this.redirector ??= new Redirector({ onConnection: (socket, original) => this.onConnection(socket, original), log: this.log });
+    return this.redirector;
+  }
+
+  private remove(subscription: Subscription): boolean {
+    if (!this.subscriptions.delete(subscription.id)) return false;
+    const holders = this.ports.get(subscription.port);
+    if (holders === undefined) return true;
+    holders.mirrors = holders.mirrors.filter((other) => other !== subscription);
+    holders.filtered = holders.filtered.filter((other) => other !== subscription);
+    if (holders.whole === subscription) holders.whole = undefined;
+    if (allOf(holders).length === 0) this.ports.delete(subscription.port);
+    return true;
+  }
+
+  private async release(subscription: Subscription): Promise<void> {
+    if (!this.remove(subscription)) return;
+    this.log.info({ port: subscription.port, session: subscription.session.id }, 'unsubscribed');
+    // The port stops taking new connections only once nobody holds it; a port taken again meanwhile is kept.
+    if (!this.ports.has(subscription.port)) await this.redirector?.release(subscription.port);
+  }
+
   private onConnection(client: Socket, original: OriginalDestination): void {
     this.clients.add(client);
     client.once('close', () => {
       this.clients.delete(client);
       if (this.clients.size === 0) this.drained?.();
     });
-    const subscription = this.byPort.get(original.port);
-    if (subscription === undefined || this.draining) {
+    const holders = this.ports.get(original.port);
+    if (holders === undefined || this.draining) {
       // Released while this connection was on its way: it belongs to the target.
       passThrough(client, original);
       return;
     }
-    const source = address(client.remoteAddress, client.remotePort);
-    const destination = address(original.address, original.port);
-    if (subscription.mode === 'mirror') {
-      this.mirror(client, original, subscription, source, destination);
-    } else if (subscription.filter !== null && subscription.filter.appliesToPort(original.port)) {
-      const filter = subscription.filter;
+    const addresses = { source: address(client.remoteAddress, client.remotePort), destination: address(original.address, original.port) };
+    for (const mirror of holders.mirrors) this.copyTo(mirror, client, addresses);
+    if (holders.whole !== undefined) {
+      splice(client, this.announce(holders.whole, 'connection', addresses));
+    } else if (holders.filtered.length > 0) {
+      const port = original.port;
+      // The router keeps one kept-alive stream per subscriber it is handed, so each subscription gets one handle
+      // per client connection, announced with that connection's addresses.
+      const subscribers = new Map<Subscription, HttpSubscriber>();
       routeHttpConnection(client, {
-        // Once the session is gone, every request is the target's again, on the connections it already has.
-        matches: (head) => !this.draining && filter(head),
+        // Asked per request, against the port's holders at that moment; once the agent ends, every request is
+        // the target's again, on the connections it already has.
+        route: (head) => {
+          if (this.draining) return undefined;
+          const match = this.ports.get(port)?.filtered.find((subscription) => subscription.filter!(head));
+          if (match === undefined) return undefined;
+          this.onRouted(match.session);
+          let subscriber = subscribers.get(match);
+          if (subscriber === undefined) {
+            subscriber = { open: async () => this.announce(match, 'request', addresses) };
+            subscribers.set(match, subscriber);
+          }
+          return subscriber;
+        },
         draining: () => this.draining,
         connectOriginal: () => connectOriginal(original),
-        openSubscriber: async () => this.openStream(subscription, 'request', source, destination),
       });
     } else {
-      splice(client, this.openStream(subscription, 'connection', source, destination));
+      // Mirrors only: the copies started above, and the connection itself goes on to the original server.
+      passThrough(client, original);
     }
   }
 
-  private mirror(client: Socket, original: OriginalDestination, subscription: Subscription, source: SocketAddress, destination: SocketAddress): void {
-    const upstream = passThrough(client, original);
-    const copy = this.openStream(subscription, 'connection', source, destination);
+  private copyTo(subscription: Subscription, client: Socket, addresses: Addresses): void {
+    const copy = this.announce(subscription, 'connection', addresses);
     // What the app answers to a copy is not needed (the intproxy drops it anyway).
     copy.resume();
     copy.on('error', () => undefined);
@@ -170,7 +263,7 @@ export class IncomingService {
       if (!copying) return;
       if (copy.writableLength > MIRROR_BACKLOG_LIMIT) {
         copying = false;
-        this.log.warn({ port: subscription.port }, 'mirror copy fell behind; stopped copying this connection');
+        this.log.warn({ port: subscription.port, session: subscription.session.id }, 'mirror copy fell behind; stopped copying this connection');
         copy.destroy();
         return;
       }
@@ -178,14 +271,46 @@ export class IncomingService {
     });
     client.once('end', () => copying && copy.end());
     client.once('close', () => copying && !copy.writableEnded && copy.end());
-    upstream.once('error', () => copy.destroy());
   }
 
-  private openStream(subscription: Subscription, kind: IncomingEvent['kind'], source: SocketAddress, destination: SocketAddress): Duplex {
-    const stream = this.link.openStream();
-    this.link.send({ type: 'incoming', subscription: subscription.id, stream: stream.id, kind, source, destination });
-    return stream;
+  private announce(subscription: Subscription, kind: IncomingEvent['kind'], addresses: Addresses): Duplex {
+    if (kind === 'connection') this.onRouted(subscription.session);
+    return subscription.session.announce({ subscription: subscription.id, kind, ...addresses });
   }
+}
+
+interface Addresses {
+  source: SocketAddress;
+  destination: SocketAddress;
+}
+
+function allOf(holders: Holders): Subscription[] {
+  return [...holders.mirrors, ...(holders.whole === undefined ? [] : [holders.whole]), ...holders.filtered];
+}
+
+function describe(subscription: Subscription): string {
+  return `session ${subscription.session.id} (${subscription.session.owner}), since ${new Date(subscription.since).toISOString()}`;
+}
+
+/** Why a new subscription cannot share the port with its holders, or null when it can. */
+function conflictWith(holders: Holders, port: number, mode: IncomingMode, filtered: boolean): { code: string; message: string; hint: string } | null {
+  if (mode === 'mirror') return null;
+  if (holders.whole !== undefined) {
+    return {
+      code: PORT_HELD,
+      message: `port ${port} of the target is stolen whole by ${describe(holders.whole)}`,
+      hint: `Ask them to end it (\`remocal session list\` shows it), or mirror the port instead of stealing it.`,
+    };
+  }
+  if (!filtered && holders.filtered.length > 0) {
+    const who = holders.filtered.map(describe).join('; ');
+    return {
+      code: PORT_HELD,
+      message: `port ${port} of the target is shared by filtered steals (${who}): stealing the whole port would take their requests`,
+      hint: 'Steal only your own requests with an HTTP filter (feature.network.incoming.http_filter), or mirror the port.',
+    };
+  }
+  return null;
 }
 
 function address(host: string | undefined, port: number | undefined): SocketAddress {

@@ -48,8 +48,9 @@ const app = http.createServer((request, response) => {
 const routers: net.Server[] = [];
 async function router(filter: Partial<HttpFilterConfig>, appPort: number): Promise<number> {
   const matches = compileHttpFilter(filter as HttpFilterConfig);
+  const app = { open: () => connect(appPort) };
   const server = net.createServer((client) =>
-    routeHttpConnection(client, { matches, connectOriginal: () => connect(portOf(original)), openSubscriber: () => connect(appPort) }),
+    routeHttpConnection(client, { route: (head) => (matches(head) ? app : undefined), connectOriginal: () => connect(portOf(original)) }),
   );
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');

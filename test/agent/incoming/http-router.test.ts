@@ -100,14 +100,14 @@ async function deadPort(): Promise<number> {
 /** The agent's listener for one redirected port, routing with the given filter. */
 async function router(filter: Partial<HttpFilterConfig>, upstreams: { originalPort: number; appPort: number }) {
   const matches = compileHttpFilter(filter as HttpFilterConfig);
+  const app = { open: () => connect(upstreams.appPort) };
   const clients = new Set<net.Socket>();
   const server = net.createServer((client) => {
     clients.add(client);
     client.on('close', () => clients.delete(client));
     routeHttpConnection(client, {
-      matches,
+      route: (head) => (matches(head) ? app : undefined),
       connectOriginal: () => connect(upstreams.originalPort),
-      openSubscriber: () => connect(upstreams.appPort),
     });
   });
   server.listen(0, '127.0.0.1');
@@ -390,9 +390,8 @@ test('a client that stays silent is passed through after passThroughSilentClient
   toClose.push(banner);
   const route = net.createServer((client) =>
     routeHttpConnection(client, {
-      matches: () => true,
+      route: () => ({ open: () => connect(app.port) }),
       connectOriginal: () => connect((banner.address() as net.AddressInfo).port),
-      openSubscriber: () => connect(app.port),
       passThroughSilentClientAfterMs: 50,
     }),
   );

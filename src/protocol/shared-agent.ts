@@ -1,0 +1,103 @@
+// The contract between the operator and a shared agent: one agent per target, many sessions on it.
+//
+//   operator ──control link (OperatorToAgent / AgentToOperator)── agent
+//   operator ──one connection per session: SessionPreamble line, then an ordinary intproxy↔agent link── agent
+//
+// The control link is the agent's lifeline: the operator starts the agent with it on the agent's stdio, and
+// the agent ends (removing its rules) when it closes, so an operator that dies, even by SIGKILL, takes its
+// agents with it. Each session connection starts with one JSON line naming the session; after it the bytes
+// are the session's own link, exactly as a direct session's, so the intproxy and the layer cannot tell an
+// agent behind the operator from their own.
+
+import type { HttpFilterSpec, Hello, IncomingMode, RequestMessage, ResponseMessage } from './messages.js';
+
+/** The first line of a session connection (JSON, then `\n`). */
+export interface SessionPreamble {
+  kind: 'session';
+  /** The operator's id for the session: what `remocal session list` shows. */
+  session: string;
+  /** Who the session belongs to, for messages to other users ("port 8080 is held by … (alice)"). */
+  owner: string;
+  /** What this session may do with the target's files; never more than the agent's own --files. */
+  files: 'off' | 'read' | 'write';
+}
+
+/** A preamble longer than this is refused: it is a few names, and the peer is only trusted so far. */
+export const MAX_PREAMBLE_BYTES = 4096;
+
+const SESSION_ID = /^[a-z0-9][a-z0-9-]{0,62}$/;
+
+/** The preamble if `value` is a well-formed one, else why not. */
+export function parsePreamble(line: string): SessionPreamble | string {
+  let value: unknown;
+  try {
+    value = JSON.parse(line);
+  } catch {
+    return 'the preamble is not JSON';
+  }
+  if (typeof value !== 'object' || value === null) return 'the preamble is not an object';
+  const { kind, session, owner, files } = value as Record<string, unknown>;
+  if (kind !== 'session') return `unknown preamble kind ${JSON.stringify(kind)}`;
+  if (typeof session !== 'string' || !SESSION_ID.test(session)) return 'the preamble names no valid session id';
+  if (typeof owner !== 'string' || owner.length === 0 || owner.length > 512) return 'the preamble names no owner';
+  if (files !== 'off' && files !== 'read' && files !== 'write') return 'the preamble gives no valid files mode';
+  return { kind, session, owner, files };
+}
+
+export interface SubscriptionStats {
+  port: number;
+  mode: IncomingMode;
+  /** Set for a filtered steal. */
+  filter: HttpFilterSpec | null;
+  /** Epoch ms. */
+  since: number;
+}
+
+export interface SessionStats {
+  session: string;
+  owner: string;
+  /** The session's link finished its handshake. */
+  ready: boolean;
+  /** Epoch ms of the session's last request, incoming connection or request, or stream byte. */
+  lastActivity: number;
+  /** Incoming connections and HTTP requests routed to the session. */
+  routed: number;
+  subscriptions: SubscriptionStats[];
+}
+
+export interface AgentSessionsRequest {
+  op: 'agent.sessions';
+}
+export interface AgentSessionsResult {
+  sessions: SessionStats[];
+}
+
+/** Ends one session: it is told why (a `session_closed` event on its link), then its link closes. */
+export interface SessionEndRequest {
+  op: 'session.end';
+  session: string;
+  code: string;
+  reason: string;
+  hint?: string;
+}
+export interface SessionEndResult {
+  found: boolean;
+}
+
+export type ControlRequest = AgentSessionsRequest | SessionEndRequest;
+export interface ControlResults {
+  'agent.sessions': AgentSessionsResult;
+  'session.end': SessionEndResult;
+}
+
+/** A session's link changed state on the agent's side. */
+export interface SessionStateEvent {
+  type: 'session';
+  session: string;
+  state: 'ready' | 'closed';
+  /** For `closed`: why, in words. */
+  reason?: string;
+}
+
+export type OperatorToAgent = Hello | RequestMessage<ControlRequest> | { type: 'ping'; id: number };
+export type AgentToOperator = Hello | ResponseMessage<ControlResults> | { type: 'pong'; id: number } | SessionStateEvent;
