@@ -40,6 +40,8 @@ await Promise.all([
   }),
   // The kube-link process: the intproxy's stdio link to an agent in a cluster, over a port-forward.
   build({ ...common, ...esm, entryPoints: { 'kube-link': 'src/platform/kubernetes/link-entry.ts' }, outdir: 'dist', external: kubernetesClient }),
+  // The operator-link process: the intproxy's stdio link to a session behind the operator, over a WebSocket.
+  build({ ...common, ...esm, entryPoints: { 'operator-link': 'src/platform/operator/link-entry.ts' }, outdir: 'dist' }),
   // One self-contained file per process: the agent in particular is copied next to targets as it is.
   build({
     ...common,

@@ -16,6 +16,7 @@ import type { HttpFilterSpec } from '../protocol/messages.js';
 import { runExec, type ExecRequest } from './exec.js';
 import { createProgress } from './progress.js';
 import { runDemo } from './demo/demo.js';
+import { registerOperatorCommands } from './operator-commands.js';
 
 export function registerCommands(program: Command): void {
   addConfigFlags(program.command('exec'))
@@ -112,6 +113,8 @@ export function registerCommands(program: Command): void {
       process.exitCode = report.ok ? 0 : 1;
     });
 
+  registerOperatorCommands(program, addConfigFlags);
+
   program
     .command('schema')
     .summary('print the JSON Schema of the config file, for editors')
@@ -144,6 +147,7 @@ function sessionRequest(options: ExecFlags, cmd: Command): Omit<ExecRequest, 'co
     progress,
     verbose,
     kubernetes: kubernetesSettings(config),
+    operator: { use: config.operator, url: config.local_operator.url, token: config.local_operator.token, caFile: config.local_operator.ca_file },
   };
 }
 

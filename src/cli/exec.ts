@@ -15,6 +15,7 @@ import type { ChildProcess } from 'node:child_process';
 import { startChild, childExited, stopChild } from '../core/child.js';
 import {
   CommandNotFoundError,
+  FeatureUnavailableError,
   IntproxyLostError,
   UsageError,
   deserializeError,
@@ -47,6 +48,8 @@ export interface ExecRequest {
   commandEnv?: Record<string, string>;
   /** How to reach the cluster and place the agent, for Kubernetes targets. */
   kubernetes: { kube: KubeSettings; agent: KubeAgentConfig };
+  /** Whether to go through the operator, and where the local-mode one is. */
+  operator: { use: boolean | 'auto'; url: string | undefined; token: string | undefined; caFile: string | undefined };
 }
 
 export const EXIT_REMOCAL_FAILED = 125;
@@ -110,6 +113,11 @@ async function prepareTarget(request: ExecRequest, target: Target, cleanups: (()
     files = { ...files, mode: 'local' };
   };
   if (target.platform === 'kubernetes') {
+    if (request.operator.use === true) {
+      throw new FeatureUnavailableError(`${formatTarget(target)} is a Kubernetes target, and this remocal reaches only local-mode operators so far.`, {
+        hint: 'Set `operator: false` (or leave it at "auto") to reach the pod directly, each session with its own agent.',
+      });
+    }
     if (target.kind === 'targetless') keepFilesLocal('has no file system of its own');
     // Loaded only for Kubernetes targets: the Kubernetes client is large, and local sessions start faster without it.
     const { prepareKubeSession } = await import('../platform/kubernetes/session.js');
@@ -129,6 +137,18 @@ async function prepareTarget(request: ExecRequest, target: Target, cleanups: (()
     cleanups.push(() => session.cleanup());
     return { launch: session.launch, description: session.description, files };
   }
+  if (request.operator.use === true || (request.operator.use === 'auto' && request.operator.url !== undefined)) {
+    const { operatorAddress } = await import('../platform/operator/client.js');
+    const { prepareOperatorSession } = await import('../platform/operator/session.js');
+    const address = operatorAddress(request.operator);
+    const step = progress.step(`asking the operator at ${address.url} for ${formatTarget(target)}`);
+    const session = await prepareOperatorSession(address, target, { files: agentFileAccess(files), startupTimeoutMs: request.startupTimeoutMs });
+    if (!session.hasProcess) keepFilesLocal('has no file system of its own');
+    const others = session.others.length === 0 ? 'no other session on it' : `also there: ${session.others.map((other) => `${other.owner} (session ${other.id})`).join(', ')}`;
+    step.done(`through the operator: ${session.description}; ${others}`);
+    return { launch: session.launch, description: session.description, files };
+  }
+  if (request.operator.use === 'auto') progress.note('no operator configured (local_operator.url): reaching the target directly');
   const resolved = resolveLocalTarget(target);
   if (resolved.pid === null) keepFilesLocal('has no file system of its own');
   return { launch: agentLaunch(resolved, { logLevel: request.agentLogLevel, files: agentFileAccess(files) }), description: resolved.description, files };

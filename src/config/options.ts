@@ -423,8 +423,34 @@ export const configOptions = group({
     operator: option({
       schema: z.union([z.boolean(), z.literal('auto')]),
       default: 'auto',
-      notYetSupported: true,
-      description: 'Use the cluster\'s remocal operator: `true`, `false`, or `"auto"` (use it when the cluster has one).',
+      flag: { name: 'operator', argument: 'true|false|auto' },
+      description:
+        'Go through the remocal operator, which shares one agent per target between sessions (so that several ' +
+        'developers can steal one port, each with an HTTP filter): `true` (fail when there is none), `false`, or ' +
+        '`"auto"`: for Kubernetes targets, when the cluster has an available operator; for local targets, when ' +
+        '`local_operator.url` is set. The session says which path it took.',
+    }),
+    local_operator: group({
+      description: 'A local-mode operator (`remocal operator serve --local`) that shares the targets of one Linux host, such as a team\'s staging VM.',
+      children: {
+        url: option({
+          schema: z.url({ protocol: /^https$/ }),
+          flag: { name: 'operator-url', argument: 'URL' },
+          description: 'Its address, as `https://<host>:<port>`.',
+          docsDefault: 'not set: local targets are reached directly',
+        }),
+        token: option({
+          schema: z.string().min(16),
+          env: 'REMOCAL_OPERATOR_TOKEN',
+          description: 'Your token, from the operator\'s config (`users`). Prefer the env var to a file others can read.',
+          docsDefault: 'not set',
+        }),
+        ca_file: option({
+          schema: z.string().min(1),
+          description: 'The CA certificate (PEM) the operator\'s serving certificate is checked against; the operator prints where its own is.',
+          docsDefault: 'the system CAs',
+        }),
+      },
     }),
     accept_invalid_certificates: option({
       schema: z.boolean(),

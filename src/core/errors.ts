@@ -88,6 +88,8 @@ export class KubeForbiddenError extends defineError(
   'Ask your cluster admin for the permission; docs/kubernetes.md#rbac lists what each mode needs.',
 ) {}
 
+export class OperatorForbiddenError extends defineError('REMOCAL_OPERATOR_FORBIDDEN', 'user', 'Ask an admin of the operator for the right.') {}
+
 // --- config: the configuration is wrong --------------------------------------------------------------
 export class ConfigError extends defineError('REMOCAL_CONFIG_INVALID', 'config', 'Run `remocal verify-config` to check the file.') {}
 export class ConfigNotFoundError extends defineError('REMOCAL_CONFIG_NOT_FOUND', 'config') {}
@@ -95,6 +97,12 @@ export class KubeConfigError extends defineError(
   'REMOCAL_KUBECONFIG',
   'config',
   'Check `kubectl config get-contexts`; remocal reads the kubeconfig as kubectl does (--kubeconfig, KUBECONFIG, ~/.kube/config).',
+) {}
+
+export class OperatorUnauthorizedError extends defineError(
+  'REMOCAL_OPERATOR_UNAUTHORIZED',
+  'config',
+  'Set your token in REMOCAL_OPERATOR_TOKEN (or local_operator.token); the operator\'s admin gives it to you (docs/operator.md).',
 ) {}
 
 // --- remote: the target, the agent or the link failed ------------------------------------------------
@@ -126,6 +134,12 @@ export class ClusterUnreachableError extends defineError(
   'Check that the cluster is up and reachable from here: `kubectl get --raw /version`.',
 ) {}
 export class KubeApiError extends defineError('REMOCAL_KUBE_API', 'remote') {}
+export class OperatorUnavailableError extends defineError(
+  'REMOCAL_OPERATOR_UNAVAILABLE',
+  'remote',
+  'Check that the operator runs (`remocal operator status`), or set `operator: false` to reach the target directly.',
+) {}
+export class SessionClosedError extends defineError('REMOCAL_SESSION_CLOSED', 'remote', 'Run the command again to start a new session.') {}
 
 // --- internal: a bug in remocal ------------------------------------------------------------------------
 export class InternalError extends defineError(
@@ -156,6 +170,10 @@ export const errorCatalog = [
   TimeoutError,
   ClusterUnreachableError,
   KubeApiError,
+  OperatorForbiddenError,
+  OperatorUnauthorizedError,
+  OperatorUnavailableError,
+  SessionClosedError,
   InternalError,
 ] as const;
 

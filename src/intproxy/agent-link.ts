@@ -5,7 +5,7 @@
 // silently, so such links are pinged: a missed answer ends the session within seconds, not at the next request.
 
 import type { ChildProcess } from 'node:child_process';
-import { AgentLostError, AgentStartError, ProtocolError, TargetGoneError, type RemocalError } from '../core/errors.js';
+import { AgentLostError, AgentStartError, ProtocolError, TargetGoneError, deserializeError, type RemocalError } from '../core/errors.js';
 import { startChild } from '../core/child.js';
 import type { Logger } from '../core/log.js';
 import { Link } from '../protocol/link.js';
@@ -57,11 +57,14 @@ export async function connectAgent(launch: AgentLaunch, options: { log: Logger; 
   });
 
   let targetGone: string | null = null;
+  // Behind the operator the session can be ended on the far side (killed, a limit reached): its words win.
+  let sessionClosed: Extract<AgentEvent, { kind: 'session_closed' }> | null = null;
   link.on('message', (message: AgentToIntproxy) => {
     if (message.type === 'event') onEvent(message.event);
   });
   function onEvent(event: AgentEvent): void {
     if (event.kind === 'target_gone') targetGone = event.reason;
+    else if (event.kind === 'session_closed') sessionClosed = event;
     else log.warn({ event }, 'agent warning');
   }
 
@@ -83,6 +86,10 @@ export async function connectAgent(launch: AgentLaunch, options: { log: Logger; 
     // The link and the process end together; wait briefly for the other, so the message names the real cause.
     const exit = 'exit' in first ? first.exit : await Promise.race([exited, delay(500).then(() => null)]);
     if (targetGone !== null) return new TargetGoneError(`The target ${launch.target} is gone: ${targetGone}.`);
+    if (sessionClosed !== null) {
+      const { code, reason, hint } = sessionClosed;
+      return deserializeError({ code, message: `The session on ${launch.target} was closed: ${reason}.`, hint });
+    }
     if (exit?.error) return new AgentStartError(`Could not start the agent (${launch.command}): ${exit.error.message}.`);
     const how = exit === null ? 'closed its link' : exit.signal !== null ? `was killed by ${exit.signal}` : `exited with code ${exit.code}`;
     const tail = stderrTail.join('').trim().split('\n').slice(-3).join('\n');

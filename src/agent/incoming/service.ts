@@ -31,6 +31,7 @@ import { compileHttpFilter, type HttpFilter } from './http-filter.js';
 import { routeHttpConnection, type HttpSubscriber } from './http-router.js';
 import { Redirector, type OriginalDestination } from './redirector.js';
 import { removeStaleChains } from './stale.js';
+import { teeClient } from './tee.js';
 
 /** After the agent's last session, connections the agent accepted get this long to finish before they are cut. */
 export const MAX_DRAIN_MS = 30_000;
@@ -221,15 +222,18 @@ export class IncomingService {
       return;
     }
     const addresses = { source: address(client.remoteAddress, client.remotePort), destination: address(original.address, original.port) };
-    for (const mirror of holders.mirrors) this.copyTo(mirror, client, addresses);
+    const copies = holders.mirrors.map((mirror) => this.copyTo(mirror, client, addresses));
     if (holders.whole !== undefined) {
+      if (copies.length > 0) client.on('data', (chunk: Buffer) => copies.forEach((copy) => copy(chunk)));
       splice(client, this.announce(holders.whole, 'connection', addresses));
     } else if (holders.filtered.length > 0) {
       const port = original.port;
       // The router keeps one kept-alive stream per subscriber it is handed, so each subscription gets one handle
       // per client connection, announced with that connection's addresses.
       const subscribers = new Map<Subscription, HttpSubscriber>();
-      routeHttpConnection(client, {
+      // With mirrors on the port, the router reads a copy-taking view of the client (see tee.ts).
+      const view = copies.length === 0 ? client : (teeClient(client, (chunk) => copies.forEach((copy) => copy(chunk))) as Socket);
+      routeHttpConnection(view, {
         // Asked per request, against the port's holders at that moment; once the agent ends, every request is
         // the target's again, on the connections it already has.
         route: (head) => {
@@ -248,18 +252,25 @@ export class IncomingService {
         connectOriginal: () => connectOriginal(original),
       });
     } else {
-      // Mirrors only: the copies started above, and the connection itself goes on to the original server.
+      // Mirrors only: the connection goes on to the original server, the copies take its bytes on the way.
+      if (copies.length > 0) client.on('data', (chunk: Buffer) => copies.forEach((copy) => copy(chunk)));
       passThrough(client, original);
     }
   }
 
-  private copyTo(subscription: Subscription, client: Socket, addresses: Addresses): void {
+  /**
+   * Starts a mirroring session's copy of the connection; returns what copies a chunk the client sent. Unless
+   * someone else reads the client through a view, the copy takes what it needs from the client's own events.
+   */
+  private copyTo(subscription: Subscription, client: Socket, addresses: Addresses): (chunk: Buffer) => void {
     const copy = this.announce(subscription, 'connection', addresses);
     // What the app answers to a copy is not needed (the intproxy drops it anyway).
     copy.resume();
     copy.on('error', () => undefined);
     let copying = true;
-    client.on('data', (chunk: Buffer) => {
+    client.once('end', () => copying && copy.end());
+    client.once('close', () => copying && !copy.writableEnded && copy.end());
+    return (chunk: Buffer) => {
       if (!copying) return;
       if (copy.writableLength > MIRROR_BACKLOG_LIMIT) {
         copying = false;
@@ -268,9 +279,7 @@ export class IncomingService {
         return;
       }
       copy.write(chunk);
-    });
-    client.once('end', () => copying && copy.end());
-    client.once('close', () => copying && !copy.writableEnded && copy.end());
+    };
   }
 
   private announce(subscription: Subscription, kind: IncomingEvent['kind'], addresses: Addresses): Duplex {

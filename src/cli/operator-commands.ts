@@ -1,0 +1,128 @@
+// `remocal operator …` and `remocal session …`: run the operator, and see and end the sessions it holds.
+
+import type { Command } from 'commander';
+import { loadConfig, type ConfigFlags } from '../config/index.js';
+import { UsageError } from '../core/errors.js';
+
+interface SessionItem {
+  metadata: { name: string; creationTimestamp: string | null };
+  spec: { owner: string; target: string };
+  status: { phase: string; lastActivity: string | null; routedRequests: number; ports: { port: number; mode: string; filter: unknown }[]; closeReason: string | null };
+}
+
+async function operatorClient(options: { configFile?: string } & ConfigFlags) {
+  const { configFile, ...flags } = options;
+  const { config } = loadConfig({ cwd: process.cwd(), file: configFile, env: process.env, flags });
+  const { operatorAddress, operatorRequest, OPERATOR_API_PREFIX } = await import('../platform/operator/client.js');
+  const address = operatorAddress({ url: config.local_operator.url, token: config.local_operator.token, caFile: config.local_operator.ca_file });
+  return { address, request: <T>(method: string, path: string) => operatorRequest<T>(address, method, `${OPERATOR_API_PREFIX}${path}`) };
+}
+
+function age(from: string | null, now = Date.now()): string {
+  if (from === null) return '-';
+  const seconds = Math.max(0, Math.round((now - Date.parse(from)) / 1000));
+  if (seconds < 120) return `${seconds}s`;
+  if (seconds < 7200) return `${Math.round(seconds / 60)}m`;
+  return `${Math.round(seconds / 3600)}h`;
+}
+
+function formatPorts(item: SessionItem): string {
+  return item.status.ports.map((port) => `${port.port}:${port.filter === null ? port.mode : `steal ${JSON.stringify(port.filter)}`}`).join(' ') || '-';
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)));
+  return rows.map((row) => row.map((cell, column) => (column === row.length - 1 ? cell : cell.padEnd(widths[column]!))).join('  ')).join('\n') + '\n';
+}
+
+export function registerOperatorCommands(program: Command, addConfigFlags: (command: Command) => Command): void {
+  const operator = program.command('operator').summary('run the remocal operator, or ask it how it is').description('The operator shares one agent per target between many sessions, so that a team can steal one port, each developer with an HTTP filter. See docs/operator.md.');
+
+  operator
+    .command('serve')
+    .summary('run the operator (local mode: the targets of this host)')
+    .description('Serves the operator API over HTTPS to the users of its config, and owns one shared agent per target. Runs until SIGINT or SIGTERM; its agents end with it.')
+    .requiredOption('--config <file>', 'the operator config (YAML or JSON; docs/operator.md)')
+    .addHelpText('after', '\nExample:\n  sudo remocal operator serve --config /etc/remocal/operator.yaml')
+    .action(async (options: { config: string }) => {
+      const { loadOperatorConfig } = await import('../operator/config.js');
+      const { startOperator } = await import('../operator/server.js');
+      const running = await startOperator(loadOperatorConfig(options.config));
+      process.stdout.write(`remocal operator listening at ${running.url}${running.caFile === undefined ? '' : `; clients trust ${running.caFile} (local_operator.ca_file)`}\n`);
+      const signal = await new Promise<NodeJS.Signals>((resolve) => {
+        for (const name of ['SIGINT', 'SIGTERM'] as const) process.once(name, () => resolve(name));
+      });
+      running.log.info({ signal }, 'stopping: ending every agent');
+      await running.close();
+      process.exitCode = 0;
+    });
+
+  addConfigFlags(operator.command('status'))
+    .summary('the operator\'s version, agents and sessions')
+    .option('-f, --config-file <file>', 'a config file; default: .remocal/config.{json,yaml} found upwards from here')
+    .option('--json', 'machine-readable output')
+    .action(async (options: ConfigFlags & { configFile?: string; json?: boolean }) => {
+      const { json, ...rest } = options;
+      const client = await operatorClient(rest);
+      const agents = await client.request<{ version: string; items: { target: string; pid: number; startedAt: string; sessions: number }[] }>('GET', '/agents');
+      const sessions = await client.request<{ items: SessionItem[] }>('GET', '/sessions');
+      const live = sessions.items.filter((item) => item.status.phase !== 'Closed');
+      if (json) {
+        process.stdout.write(`${JSON.stringify({ url: client.address.url, version: agents.version, healthy: true, agents: agents.items, sessions: live.length }, null, 2)}\n`);
+        return;
+      }
+      process.stdout.write(`operator ${client.address.url}: healthy, version ${agents.version}\n${agents.items.length} agent(s), ${live.length} live session(s)\n`);
+      if (agents.items.length > 0) process.stdout.write(table([['TARGET', 'AGENT PID', 'SESSIONS', 'AGE'], ...agents.items.map((agent) => [agent.target, String(agent.pid), String(agent.sessions), age(agent.startedAt)])]));
+    });
+
+  const session = program.command('session').summary('list and end sessions on the operator');
+  addConfigFlags(session.command('list'))
+    .summary('the sessions on the operator, with their ports and filters')
+    .description('Lists live sessions, with who owns each, its target, the ports it holds (and filters), its last activity and how many requests reached it. Closed ones are shown with --all, with why they closed.')
+    .option('-f, --config-file <file>', 'a config file; default: .remocal/config.{json,yaml} found upwards from here')
+    .option('--all', 'closed sessions too, with their close reasons')
+    .option('--json', 'machine-readable output')
+    .action(async (options: ConfigFlags & { configFile?: string; all?: boolean; json?: boolean }) => {
+      const { all, json, ...rest } = options;
+      const client = await operatorClient(rest);
+      const answer = await client.request<{ items: SessionItem[] }>('GET', '/sessions');
+      const items = answer.items.filter((item) => all || item.status.phase !== 'Closed');
+      if (json) {
+        process.stdout.write(`${JSON.stringify(items, null, 2)}\n`);
+        return;
+      }
+      if (items.length === 0) {
+        process.stdout.write(all ? 'no sessions\n' : 'no live sessions (--all shows closed ones)\n');
+        return;
+      }
+      const rows = [['ID', 'OWNER', 'TARGET', 'PHASE', 'PORTS', 'ROUTED', 'ACTIVE', 'AGE', ...(all ? ['CLOSED BECAUSE'] : [])]];
+      for (const item of items) {
+        rows.push([item.metadata.name, item.spec.owner, item.spec.target, item.status.phase, formatPorts(item), String(item.status.routedRequests), `${age(item.status.lastActivity)} ago`, age(item.metadata.creationTimestamp), ...(all ? [item.status.closeReason ?? '-'] : [])]);
+      }
+      process.stdout.write(table(rows));
+    });
+
+  addConfigFlags(session.command('kill'))
+    .summary('end a session (yours; anyone\'s if you are an admin)')
+    .argument('[id]', 'the session id, from `remocal session list`')
+    .option('--mine', 'every live session of yours (the operator knows you by your token)')
+    .option('-f, --config-file <file>', 'a config file; default: .remocal/config.{json,yaml} found upwards from here')
+    .addHelpText('after', '\nExamples:\n  remocal session kill 1a2b3c4d\n  remocal session kill --mine')
+    .action(async (id: string | undefined, options: ConfigFlags & { configFile?: string; mine?: boolean }) => {
+      const { mine, ...rest } = options;
+      if ((id === undefined) === !mine) throw new UsageError('Say which session to end: an id, or --mine for all of yours.');
+      const client = await operatorClient(rest);
+      let ids: string[];
+      if (id !== undefined) {
+        ids = [id];
+      } else {
+        const answer = await client.request<{ items: SessionItem[] }>('GET', '/sessions?owner=me');
+        ids = answer.items.filter((item) => item.status.phase !== 'Closed').map((item) => item.metadata.name);
+        if (ids.length === 0) process.stdout.write('you have no live session\n');
+      }
+      for (const each of ids) {
+        await client.request('DELETE', `/namespaces/local/sessions/${encodeURIComponent(each)}`);
+        process.stdout.write(`session ${each} ended\n`);
+      }
+    });
+}

@@ -1,0 +1,280 @@
+// The operator's HTTP API, shaped as the Kubernetes aggregated API `operator.remocal.dev/v1` so that the same
+// routes serve kubectl through the API server and remocal's own clients in local mode:
+//
+//   GET    /apis/operator.remocal.dev/v1                                     discovery (APIResourceList)
+//   GET    /apis/operator.remocal.dev/v1[/namespaces/NS]/sessions            SessionList, or a Table for kubectl
+//   GET    /apis/operator.remocal.dev/v1/namespaces/NS/sessions/ID           Session
+//   DELETE /apis/operator.remocal.dev/v1/namespaces/NS/sessions/ID           ends it; the owner, or an admin
+//   GET    /apis/operator.remocal.dev/v1[/namespaces/NS]/targets             the targets in use, with their sessions
+//   GET    /apis/operator.remocal.dev/v1/namespaces/NS/targets/NAME          one target (resolved), with its sessions
+//   GET    /apis/operator.remocal.dev/v1/namespaces/NS/targets/NAME/portforward   (WebSocket) a session's stream
+//   GET    /apis/operator.remocal.dev/v1/agents                              the shared agents (operator status)
+//
+// Every answer that is not a success is a Kubernetes `Status`, whose `details.causes[0]` carries remocal's error
+// code and hint, so the CLI shows the same error it would have met without the operator.
+
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { createWebSocketStream, WebSocketServer } from 'ws';
+import { isRemocalError, type RemocalError } from '../core/errors.js';
+import type { Logger } from '../core/log.js';
+import { packageVersion } from '../core/paths.js';
+import { formatTarget, parseTarget, type LocalTarget } from '../platform/target.js';
+import { resolveLocalTarget } from '../platform/local.js';
+import type { AgentPool } from './agents.js';
+import type { Authenticator, Identity } from './identity.js';
+import type { SessionRecord, SessionRegistry } from './sessions.js';
+import { targetFromResourceName, targetResourceName } from '../platform/operator/target-names.js';
+
+export const API_GROUP = 'operator.remocal.dev';
+export const API_VERSION = 'v1';
+const PREFIX = `/apis/${API_GROUP}/${API_VERSION}`;
+const GROUP_VERSION = `${API_GROUP}/${API_VERSION}`;
+
+export interface ApiContext {
+  sessions: SessionRegistry;
+  agents: AgentPool;
+  auth: Authenticator;
+  log: Logger;
+}
+
+class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly reason: string,
+    message: string,
+    readonly remocal?: { code: string; hint?: string | undefined },
+  ) {
+    super(message);
+  }
+}
+
+const HTTP_REASON: Record<number, string> = { 400: 'BadRequest', 401: 'Unauthorized', 403: 'Forbidden', 404: 'NotFound', 405: 'MethodNotAllowed', 409: 'Conflict', 500: 'InternalError', 503: 'ServiceUnavailable' };
+
+function fromRemocalError(error: RemocalError): ApiError {
+  const status = error.code === 'REMOCAL_TARGET_NOT_FOUND' ? 404 : error.code === 'REMOCAL_PERMISSION_DENIED' ? 403 : error.category === 'user' || error.category === 'config' ? 400 : 503;
+  return new ApiError(status, HTTP_REASON[status]!, error.message, { code: error.code, hint: error.hint });
+}
+
+function statusBody(error: ApiError): object {
+  return {
+    kind: 'Status',
+    apiVersion: 'v1',
+    metadata: {},
+    status: 'Failure',
+    message: error.message,
+    reason: error.reason,
+    code: error.status,
+    ...(error.remocal === undefined ? {} : { details: { causes: [{ reason: error.remocal.code, message: error.remocal.hint ?? '', field: 'remocal' }] } }),
+  };
+}
+
+function sendJson(response: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  response.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'x-remocal-version': packageVersion() });
+  response.end(text);
+}
+
+export function createApi(context: ApiContext): { onRequest(request: IncomingMessage, response: ServerResponse): void; onUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void } {
+  const wss = new WebSocketServer({ noServer: true, maxPayload: 4 * 1024 * 1024, perMessageDeflate: false });
+
+  const authenticate = (request: IncomingMessage): Identity => {
+    const result = context.auth.authenticate(request);
+    if (!result.ok) throw new ApiError(401, 'Unauthorized', `Unauthorized: ${result.message}`, { code: 'REMOCAL_OPERATOR_UNAUTHORIZED' });
+    return result.identity;
+  };
+
+  const onRequest = (request: IncomingMessage, response: ServerResponse): void => {
+    try {
+      const identity = authenticate(request);
+      const url = new URL(request.url ?? '/', 'https://operator.invalid');
+      const answer = route(request.method ?? 'GET', url, identity, request.headers.accept ?? '');
+      sendJson(response, answer.status, answer.body);
+    } catch (error) {
+      const apiError = toApiError(error, context.log);
+      sendJson(response, apiError.status, statusBody(apiError));
+    }
+  };
+
+  const route = (method: string, url: URL, identity: Identity, accept: string): { status: number; body: unknown } => {
+    const parts = url.pathname.startsWith(`${PREFIX}`) ? url.pathname.slice(PREFIX.length).split('/').filter((part) => part !== '').map(decodeURIComponent) : null;
+    if (parts === null) throw new ApiError(404, 'NotFound', `the operator serves only ${PREFIX}`);
+    if (parts.length === 0 && method === 'GET') return { status: 200, body: discovery() };
+    if (parts.length === 1 && parts[0] === 'agents' && method === 'GET') return { status: 200, body: agentList(context.agents) };
+    const [scope, namespace, resource, name, sub] = parts[0] === 'namespaces' ? ['namespaced', parts[1], parts[2], parts[3], parts[4]] : ['all', undefined, parts[0], parts[1], parts[2]];
+    if (scope === 'all' && name !== undefined) throw new ApiError(404, 'NotFound', `${resource} are namespaced: use ${PREFIX}/namespaces/<namespace>/${resource}/${name}`);
+    if (namespace !== undefined && namespace !== context.sessions.namespace) {
+      throw new ApiError(404, 'NotFound', `this operator serves the namespace "${context.sessions.namespace}" only (local targets), not "${namespace}"`);
+    }
+    if (resource === 'sessions') {
+      if (name === undefined && method === 'GET') {
+        // `?owner=me`: the caller's own, as the operator knows the caller (`remocal session kill --mine`).
+        const records = context.sessions.list().filter((record) => url.searchParams.get('owner') !== 'me' || record.owner === identity.user);
+        return { status: 200, body: wantsTable(accept) ? sessionTable(records) : sessionList(records) };
+      }
+      if (name !== undefined && sub === undefined) {
+        const record = context.sessions.get(name);
+        if (record === undefined) throw new ApiError(404, 'NotFound', `sessions "${name}" not found`);
+        if (method === 'GET') return { status: 200, body: sessionObject(record) };
+        if (method === 'DELETE') {
+          if (record.phase === 'Closed') throw new ApiError(409, 'Conflict', `session ${name} is already closed (${record.closeReason ?? 'no reason'})`);
+          if (record.owner !== identity.user && !identity.admin) {
+            throw new ApiError(403, 'Forbidden', `session ${name} belongs to ${record.owner}: only its owner or an admin may end it`, { code: 'REMOCAL_OPERATOR_FORBIDDEN', hint: `Ask ${record.owner} to end it, or an admin of the operator.` });
+          }
+          context.sessions.kill(name, identity);
+          return { status: 200, body: { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Success', details: { name, group: API_GROUP, kind: 'sessions' } } };
+        }
+      }
+    }
+    if (resource === 'targets' && method === 'GET' && sub === undefined) {
+      if (name === undefined) return { status: 200, body: targetList(context.sessions.list()) };
+      const target = parseTargetName(name);
+      const resolved = resolveLocalTarget(target);
+      return { status: 200, body: targetObject(target, resolved.description, resolved.pid !== null, context.sessions.list()) };
+    }
+    if (resource === 'targets' && sub === 'portforward') throw new ApiError(400, 'BadRequest', 'portforward is a WebSocket: send the GET with `Upgrade: websocket`');
+    throw new ApiError(404, 'NotFound', `the operator has no ${method} ${url.pathname}`);
+  };
+
+  const onUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    socket.on('error', () => socket.destroy());
+    void (async () => {
+      const identity = authenticate(request);
+      const url = new URL(request.url ?? '/', 'https://operator.invalid');
+      const match = new RegExp(`^${PREFIX.replaceAll('.', '\\.')}/namespaces/([^/]+)/targets/([^/]+)/portforward$`).exec(url.pathname);
+      if (match === null) throw new ApiError(404, 'NotFound', `no WebSocket at ${url.pathname}: sessions connect to ${PREFIX}/namespaces/<namespace>/targets/<target>/portforward`);
+      if (decodeURIComponent(match[1]!) !== context.sessions.namespace) throw new ApiError(404, 'NotFound', `this operator serves the namespace "${context.sessions.namespace}" only`);
+      const target = parseTargetName(decodeURIComponent(match[2]!));
+      const files = url.searchParams.get('files') ?? 'read';
+      if (files !== 'off' && files !== 'read' && files !== 'write') throw new ApiError(400, 'BadRequest', `files must be off, read or write, not ${JSON.stringify(files)}`);
+      await context.sessions.open(identity, target, files, () => new Promise<Duplex>((resolve) => {
+        wss.handleUpgrade(request, socket, head, (ws) => resolve(createWebSocketStream(ws)));
+      }));
+    })().catch((error: unknown) => {
+      const apiError = toApiError(error, context.log);
+      if (!socket.writable) return;
+      const body = JSON.stringify(statusBody(apiError));
+      socket.end(`HTTP/1.1 ${apiError.status} ${apiError.reason}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+    });
+  };
+
+  return { onRequest, onUpgrade };
+}
+
+function toApiError(error: unknown, log: Logger): ApiError {
+  if (error instanceof ApiError) return error;
+  if (isRemocalError(error)) return fromRemocalError(error);
+  log.error({ err: error }, 'request failed');
+  return new ApiError(500, 'InternalError', `the operator failed: ${(error as Error).message}`);
+}
+
+function parseTargetName(name: string): LocalTarget {
+  const target = targetFromResourceName(name);
+  if (target === null) throw new ApiError(400, 'BadRequest', `"${name}" is not a target name: this operator serves local targets, named pid.<pid>, container.<name> or netns.<name>`);
+  return target;
+}
+
+function wantsTable(accept: string): boolean {
+  return /as=Table/.test(accept);
+}
+
+function discovery(): object {
+  return {
+    kind: 'APIResourceList',
+    apiVersion: 'v1',
+    groupVersion: GROUP_VERSION,
+    resources: [
+      // No watch: the garbage collector would then list and watch sessions cluster-wide (see OPERATOR-NOTES).
+      { name: 'sessions', singularName: 'session', namespaced: true, kind: 'Session', verbs: ['get', 'list', 'delete'], shortNames: ['rms'], categories: ['remocal'] },
+      { name: 'targets', singularName: 'target', namespaced: true, kind: 'Target', verbs: ['get', 'list'], categories: ['remocal'] },
+      { name: 'targets/portforward', singularName: '', namespaced: true, kind: 'Target', verbs: ['get', 'create'] },
+    ],
+  };
+}
+
+function iso(ms: number | undefined): string | null {
+  return ms === undefined ? null : new Date(ms).toISOString();
+}
+
+function sessionObject(record: SessionRecord): object {
+  return {
+    apiVersion: GROUP_VERSION,
+    kind: 'Session',
+    metadata: { name: record.id, namespace: record.namespace, creationTimestamp: iso(record.startedAt) },
+    spec: { owner: record.owner, target: record.target, files: record.files },
+    status: {
+      phase: record.phase,
+      readyAt: iso(record.readyAt),
+      lastActivity: iso(record.lastActivity),
+      routedRequests: record.routed,
+      ports: record.subscriptions.map((subscription) => ({ ...subscription, since: iso(subscription.since) })),
+      closedAt: iso(record.closedAt),
+      closeReason: record.closeReason ?? null,
+    },
+  };
+}
+
+function sessionList(records: SessionRecord[]): object {
+  return { apiVersion: GROUP_VERSION, kind: 'SessionList', metadata: {}, items: records.map(sessionObject) };
+}
+
+/** The columns kubectl shows; the server formats Age itself from creationTimestamp. */
+function sessionTable(records: SessionRecord[]): object {
+  return {
+    kind: 'Table',
+    apiVersion: 'meta.k8s.io/v1',
+    metadata: {},
+    columnDefinitions: [
+      { name: 'Name', type: 'string', format: 'name', description: 'The session id' },
+      { name: 'Owner', type: 'string', description: 'Who opened it' },
+      { name: 'Target', type: 'string', description: 'What it runs against' },
+      { name: 'Phase', type: 'string', description: 'Starting, Ready or Closed' },
+      { name: 'Ports', type: 'string', description: 'What it holds' },
+      { name: 'Routed', type: 'integer', description: 'Connections and requests routed to it' },
+      { name: 'Age', type: 'string', description: 'Since it started' },
+    ],
+    rows: records.map((record) => ({
+      cells: [record.id, record.owner, record.target, record.phase, record.subscriptions.map(formatSubscription).join(', ') || '-', record.routed, iso(record.startedAt)],
+      object: { kind: 'PartialObjectMetadata', apiVersion: 'meta.k8s.io/v1', metadata: { name: record.id, namespace: record.namespace, creationTimestamp: iso(record.startedAt) } },
+    })),
+  };
+}
+
+export function formatSubscription(subscription: { port: number; mode: string; filter: unknown }): string {
+  return `${subscription.port}:${subscription.filter === null ? subscription.mode : 'steal(filter)'}`;
+}
+
+function targetObject(target: LocalTarget, description: string, hasProcess: boolean, records: SessionRecord[]): object {
+  const key = formatTarget(target);
+  return {
+    apiVersion: GROUP_VERSION,
+    kind: 'Target',
+    metadata: { name: targetResourceName(target) },
+    spec: { target: key, description, hasProcess },
+    status: { sessions: records.filter((record) => record.target === key && record.phase !== 'Closed').map((record) => ({ id: record.id, owner: record.owner, ports: record.subscriptions })) },
+  };
+}
+
+function targetList(records: SessionRecord[]): object {
+  const targets = new Map<string, SessionRecord[]>();
+  for (const record of records) if (record.phase !== 'Closed') targets.set(record.target, [...(targets.get(record.target) ?? []), record]);
+  return {
+    apiVersion: GROUP_VERSION,
+    kind: 'TargetList',
+    metadata: {},
+    items: [...targets].map(([key, held]) => {
+      const target = parseTarget(key) as LocalTarget;
+      return { apiVersion: GROUP_VERSION, kind: 'Target', metadata: { name: targetResourceName(target) }, spec: { target: key }, status: { sessions: held.map((record) => ({ id: record.id, owner: record.owner, ports: record.subscriptions })) } };
+    }),
+  };
+}
+
+function agentList(agents: AgentPool): object {
+  return {
+    apiVersion: GROUP_VERSION,
+    kind: 'AgentList',
+    metadata: {},
+    version: packageVersion(),
+    items: agents.running().map((agent) => ({ target: agent.key, pid: agent.pid, startedAt: iso(agent.startedAt), sessions: agent.users })),
+  };
+}

@@ -1,0 +1,217 @@
+// The operator's sessions: who opened each, on which target, what it holds, and why it ended. A session is
+// one client stream joined to one connection on its target's shared agent. The registry enforces the limits of
+// the operator's config (setup deadline, idle time, maximum duration) and kills on request; each time, the
+// session's CLI is told what happened, why, and what to do, through the agent (a `session_closed` event).
+
+import { randomBytes } from 'node:crypto';
+import type { Duplex } from 'node:stream';
+import type { Logger } from '../core/log.js';
+import type { SessionStateEvent, SubscriptionStats } from '../protocol/shared-agent.js';
+import { resolveLocalTarget } from '../platform/local.js';
+import { formatTarget, type LocalTarget } from '../platform/target.js';
+import type { AgentPool } from './agents.js';
+import type { OperatorConfig } from './config.js';
+import type { Identity } from './identity.js';
+
+export type SessionPhase = 'Starting' | 'Ready' | 'Closed';
+
+export interface SessionRecord {
+  id: string;
+  owner: string;
+  namespace: string;
+  /** `pid/4242`. */
+  target: string;
+  files: 'off' | 'read' | 'write';
+  startedAt: number;
+  phase: SessionPhase;
+  readyAt: number | undefined;
+  lastActivity: number;
+  routed: number;
+  subscriptions: SubscriptionStats[];
+  closedAt: number | undefined;
+  closeReason: string | undefined;
+}
+
+/** Close reasons the CLI shows, by the error code it shows them with. */
+export const SESSION_CLOSED = 'REMOCAL_SESSION_CLOSED';
+
+interface Live {
+  record: SessionRecord;
+  agentKey: string;
+  end(code: string, reason: string, hint: string): void;
+}
+
+const STATS_INTERVAL_MS = 1000;
+
+export class SessionRegistry {
+  private readonly live = new Map<string, Live>();
+  private readonly closed: SessionRecord[] = [];
+  private readonly sweeper: NodeJS.Timeout;
+
+  constructor(
+    private readonly pool: AgentPool,
+    private readonly limits: OperatorConfig['sessions'],
+    private readonly log: Logger,
+    readonly namespace: string,
+  ) {
+    this.sweeper = setInterval(() => void this.sweep(), STATS_INTERVAL_MS);
+    this.sweeper.unref();
+  }
+
+  list(): SessionRecord[] {
+    return [...[...this.live.values()].map((entry) => entry.record), ...this.closed];
+  }
+
+  get(id: string): SessionRecord | undefined {
+    return this.live.get(id)?.record ?? this.closed.find((record) => record.id === id);
+  }
+
+  /** The agent reports a session's link state. */
+  onSessionState(event: SessionStateEvent): void {
+    const entry = this.live.get(event.session);
+    if (entry === undefined || event.state !== 'ready') return;
+    entry.record.phase = 'Ready';
+    entry.record.readyAt = Date.now();
+  }
+
+  /** A target's agent died: its sessions' links died with it. */
+  onAgentLost(agentKey: string, reason: string): void {
+    for (const entry of this.live.values()) {
+      if (entry.agentKey === agentKey) entry.end('REMOCAL_AGENT_LOST', `${reason}`, 'The operator started a new agent for the target: run the command again.');
+    }
+  }
+
+  /**
+   * Opens a session on `target` for `identity` and joins it to the client's stream, which `attach` provides
+   * once the agent's side is ready (the WebSocket upgrade happens only then, so that a refusal is still an
+   * HTTP answer). Resolves once attached; the session then lives until either side ends it.
+   */
+  async open(identity: Identity, target: LocalTarget, files: SessionRecord['files'], attach: () => Promise<Duplex>): Promise<SessionRecord> {
+    const resolved = resolveLocalTarget(target);
+    const key = formatTarget(target);
+    const id = randomBytes(4).toString('hex');
+    const lease = await this.pool.acquire(key, resolved);
+    let socket: Duplex;
+    try {
+      socket = await lease.agent.openSession({ kind: 'session', session: id, owner: identity.user, files });
+    } catch (error) {
+      lease.release();
+      throw error;
+    }
+    const now = Date.now();
+    const record: SessionRecord = {
+      id,
+      owner: identity.user,
+      namespace: this.namespace,
+      target: key,
+      files,
+      startedAt: now,
+      phase: 'Starting',
+      readyAt: undefined,
+      lastActivity: now,
+      routed: 0,
+      subscriptions: [],
+      closedAt: undefined,
+      closeReason: undefined,
+    };
+    let closeReason: string | undefined;
+    const entry: Live = {
+      record,
+      agentKey: key,
+      end: (code, reason, hint) => {
+        if (closeReason !== undefined) return;
+        closeReason = reason;
+        void lease.agent.endSession({ session: id, code, reason, hint }).then(
+          (found) => {
+            // Not (or no longer) on the agent: the stream alone can tell the client.
+            if (!found) socket.destroy();
+          },
+          () => socket.destroy(),
+        );
+      },
+    };
+    this.live.set(id, entry);
+    const finish = (why: string): void => {
+      if (!this.live.delete(id)) return;
+      record.phase = 'Closed';
+      record.closedAt = Date.now();
+      record.closeReason = closeReason ?? why;
+      this.closed.unshift(record);
+      this.closed.splice(this.limits.keep_closed);
+      lease.release();
+      this.log.info({ session: id, owner: record.owner, target: key, reason: record.closeReason }, 'session closed');
+    };
+    let client: Duplex;
+    try {
+      client = await attach();
+    } catch (error) {
+      socket.destroy();
+      finish(`the client's stream could not be opened: ${(error as Error).message}`);
+      throw error;
+    }
+    socket.pipe(client);
+    client.pipe(socket);
+    socket.on('error', () => client.destroy());
+    client.on('error', () => socket.destroy());
+    socket.once('close', () => {
+      client.destroy();
+      finish('the agent closed the session');
+    });
+    client.once('close', () => {
+      socket.destroy();
+      finish('the client ended the session');
+    });
+    this.log.info({ session: id, owner: record.owner, target: key }, 'session opened');
+    return record;
+  }
+
+  /** Ends a session at someone's request. */
+  kill(id: string, by: Identity): boolean {
+    const entry = this.live.get(id);
+    if (entry === undefined) return false;
+    const self = by.user === entry.record.owner;
+    entry.end(
+      SESSION_CLOSED,
+      self ? 'you ended this session (remocal session kill)' : `the session was killed by ${by.user}`,
+      self ? 'Start it again when you need it.' : `Ask ${by.user} why, or start the session again.`,
+    );
+    return true;
+  }
+
+  close(): void {
+    clearInterval(this.sweeper);
+  }
+
+  /** Updates what the agents know of their sessions, and ends those past a limit. */
+  private async sweep(): Promise<void> {
+    const byAgent = new Map<string, Live[]>();
+    for (const entry of this.live.values()) byAgent.set(entry.agentKey, [...(byAgent.get(entry.agentKey) ?? []), entry]);
+    await Promise.all(
+      [...byAgent.values()].map(async (entries) => {
+        const stats = await this.pool.statsOf(entries[0]!.agentKey).catch(() => []);
+        const byId = new Map(stats.map((stat) => [stat.session, stat]));
+        for (const entry of entries) {
+          const stat = byId.get(entry.record.id);
+          if (stat === undefined) continue;
+          entry.record.lastActivity = Math.max(entry.record.lastActivity, stat.lastActivity);
+          entry.record.routed = stat.routed;
+          entry.record.subscriptions = stat.subscriptions;
+        }
+      }),
+    );
+    const now = Date.now();
+    for (const entry of this.live.values()) this.enforceLimits(entry, now);
+  }
+
+  private enforceLimits(entry: Live, now: number): void {
+    const { record } = entry;
+    const { setup_timeout: setup, idle_timeout: idle, max_duration: max } = this.limits;
+    if (record.phase === 'Starting' && now - record.startedAt > setup * 1000) {
+      entry.end(SESSION_CLOSED, `the session missed its setup deadline: its link was not up within ${setup} s (sessions.setup_timeout)`, 'Check the network between you and the operator, and run again.');
+    } else if (now - record.lastActivity > idle * 1000) {
+      entry.end(SESSION_CLOSED, `the session was unused for ${idle} s, the operator's limit (sessions.idle_timeout)`, 'Run the command again when you need it.');
+    } else if (now - record.startedAt > max * 1000) {
+      entry.end(SESSION_CLOSED, `the session reached the operator's maximum session time of ${max} s (sessions.max_duration)`, 'Run the command again to start a new session.');
+    }
+  }
+}

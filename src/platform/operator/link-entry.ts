@@ -1,0 +1,71 @@
+// The intproxy's way to a session behind the operator: a small process whose stdio is the session's link, as
+// kube-link's is for a direct Kubernetes session. It opens the session's WebSocket on the operator and then only
+// copies bytes. A refusal (the operator's Status) and a lost operator are said on stderr, which the intproxy
+// shows as the link's last words.
+
+import { Socket } from 'node:net';
+import { finished } from 'node:stream/promises';
+import { createWebSocketStream, WebSocket } from 'ws';
+import { OPERATOR_LINK_ENV, type OperatorLinkSettings } from './link-settings.js';
+
+async function main(): Promise<number> {
+  const settings = JSON.parse(process.env[OPERATOR_LINK_ENV] ?? 'null') as OperatorLinkSettings | null;
+  delete process.env[OPERATOR_LINK_ENV];
+  if (settings === null) {
+    process.stderr.write(`operator-link: ${OPERATOR_LINK_ENV} must be set\n`);
+    return 2;
+  }
+  const url = settings.url.replace(/^https:/, 'wss:');
+  const ws = new WebSocket(url, {
+    headers: settings.token === undefined ? {} : { authorization: `Bearer ${settings.token}` },
+    ...(settings.ca === undefined ? {} : { ca: settings.ca }),
+    handshakeTimeout: settings.timeoutMs,
+    perMessageDeflate: false,
+    maxPayload: 4 * 1024 * 1024,
+  });
+  const opened = await new Promise<string | null>((resolve) => {
+    ws.once('open', () => resolve(null));
+    ws.once('unexpected-response', (_request, response) => {
+      let body = '';
+      response.setEncoding('utf8');
+      response.on('data', (chunk: string) => (body += chunk.slice(0, 4096)));
+      response.on('end', () => {
+        let message = body.trim();
+        try {
+          message = (JSON.parse(body) as { message?: string }).message ?? message;
+        } catch {
+          // A plain-text answer is shown as it is.
+        }
+        resolve(`the operator refused the session (HTTP ${response.statusCode}): ${message}`);
+      });
+    });
+    ws.once('error', (error) => resolve(`cannot reach the operator: ${error.message}`));
+  });
+  if (opened !== null) {
+    process.stderr.write(`operator-link: ${opened}\n`);
+    return 1;
+  }
+  const stream = createWebSocketStream(ws);
+  // process.stdout writes to a pipe synchronously; a socket over fd 1 is asynchronous and honours backpressure.
+  const stdout = new Socket({ fd: 1, readable: false, writable: true });
+  stream.pipe(stdout);
+  process.stdin.pipe(stream);
+  const closed = new Promise<string>((resolve) => {
+    ws.once('close', (code, reason) =>
+      resolve(code === 1000 || code === 1005 ? 'the operator closed the session' : `the connection to the operator dropped (WebSocket ${code}${reason.length > 0 ? `: ${reason.toString()}` : ''}): is the operator still running?`),
+    );
+  });
+  stream.on('error', () => undefined);
+  const reason = await closed;
+  await finished(stdout).catch(() => undefined);
+  process.stderr.write(`operator-link: ${reason}\n`);
+  return 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    process.stderr.write(`operator-link: ${(error as Error).message}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,12 @@
+// What the operator-link process (link-entry.ts) needs to open a session's stream, passed in its environment:
+// the token must not show in `ps`.
+
+export const OPERATOR_LINK_ENV = 'REMOCAL_OPERATOR_LINK';
+
+export interface OperatorLinkSettings {
+  /** The portforward WebSocket's URL (https://…/targets/<name>/portforward?files=…). */
+  url: string;
+  token: string | undefined;
+  ca: string | undefined;
+  timeoutMs: number;
+}

@@ -1,0 +1,45 @@
+// A session behind the operator: the operator resolves the target and owns its shared agent, so preparing the
+// session is asking the operator about the target (which also proves the token and the address), and the
+// launch the intproxy runs is operator-link, which opens the session's stream.
+
+import { distFile } from '../../core/paths.js';
+import type { AgentLaunch } from '../../intproxy/agent-link.js';
+import { formatTarget, type LocalTarget } from '../target.js';
+import { OPERATOR_API_PREFIX, OPERATOR_LOCAL_NAMESPACE, operatorRequest, type OperatorAddress } from './client.js';
+import { OPERATOR_LINK_ENV, type OperatorLinkSettings } from './link-settings.js';
+import { targetResourceName } from './target-names.js';
+
+export interface OperatorSession {
+  launch: AgentLaunch;
+  description: string;
+  hasProcess: boolean;
+  /** The sessions already on the target, for the user to know who else is there. */
+  others: { id: string; owner: string }[];
+}
+
+/** How often the intproxy pings a session behind the operator: the path crosses a network. */
+const OPERATOR_PING_INTERVAL_MS = 5000;
+
+export async function prepareOperatorSession(address: OperatorAddress, target: LocalTarget, options: { files: 'off' | 'read' | 'write'; startupTimeoutMs: number }): Promise<OperatorSession> {
+  const name = targetResourceName(target);
+  const targetPath = `${OPERATOR_API_PREFIX}/namespaces/${OPERATOR_LOCAL_NAMESPACE}/targets/${encodeURIComponent(name)}`;
+  const answer = await operatorRequest<{ spec: { description: string; hasProcess: boolean }; status: { sessions: { id: string; owner: string }[] } }>(address, 'GET', targetPath);
+  const link: OperatorLinkSettings = {
+    url: `${address.url}${targetPath}/portforward?files=${options.files}`,
+    token: address.token,
+    ca: address.ca,
+    timeoutMs: Math.max(1000, options.startupTimeoutMs - 3000),
+  };
+  return {
+    launch: {
+      command: process.execPath,
+      args: [distFile('operator-link.js')],
+      env: { [OPERATOR_LINK_ENV]: JSON.stringify(link) },
+      target: `${formatTarget(target)} (through the operator at ${address.url})`,
+      pingIntervalMs: OPERATOR_PING_INTERVAL_MS,
+    },
+    description: answer.spec.description,
+    hasProcess: answer.spec.hasProcess,
+    others: answer.status.sessions,
+  };
+}

@@ -1,0 +1,271 @@
+// The local-mode operator end to end: a real `remocal operator serve` process, real `remocal exec` sessions
+// through it, one real shared agent in the fixture pod, real iptables. Requests go from the host to the pod.
+
+import assert from 'node:assert/strict';
+import type { ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import type { Pod } from '../../src/cli/demo/pod.js';
+import { startChild, stopChild } from '../../src/core/child.js';
+import { answeredFrom, httpRequest } from '../helpers/net.js';
+import { podIptablesRules } from '../helpers/pod.js';
+import { listProcesses, waitFor } from '../helpers/processes.js';
+import { cliPath, runRemocal, startPodWithApp, startRemocal, stopPodWithApp, writeApp } from '../helpers/remocal.js';
+
+// Answers with who it is (its argv[3]) and prints each request it saw.
+const APP = String.raw`
+import http from 'node:http';
+const [port, name] = [Number(process.argv[2]), process.argv[3]];
+const server = http.createServer((req, res) => {
+  req.resume();
+  req.on('end', () => {
+    process.stdout.write(JSON.stringify({ saw: req.method + ' ' + req.url, dev: req.headers['x-dev'] ?? null }) + '\n');
+    const payload = JSON.stringify({ from: name });
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) });
+    res.end(payload);
+  });
+});
+server.listen(port, () => process.stdout.write(JSON.stringify({ listening: port }) + '\n'));
+process.on('SIGTERM', () => server.close(() => process.exit(0)));
+`;
+
+// Reads from the target: env, DNS, an outgoing connection and a file, and prints them.
+const PROBE = String.raw`
+import dns from 'node:dns/promises';
+import fs from 'node:fs';
+const addresses = await dns.lookup(process.argv[2], { all: true }).then((list) => list.map((entry) => entry.address), (error) => error.code);
+const file = (() => { try { return fs.readFileSync(process.argv[3], 'utf8'); } catch (error) { return error.code; } })();
+console.log(JSON.stringify({ pod: process.env.POD_NAME ?? null, addresses, file }));
+`;
+
+const USERS = { alice: 'alice-token-0123456789', bob: 'bob-token-0123456789ab', carol: 'carol-token-0123456789', admin: 'admin-token-0123456789' };
+
+let pod: Pod;
+let app: { dir: string; remove: () => void };
+let stateDir: string;
+let operator: ChildProcess;
+let url: string;
+let caFile: string;
+
+function operatorEnv(user: keyof typeof USERS): NodeJS.ProcessEnv {
+  return { REMOCAL_OPERATOR_TOKEN: USERS[user], REMOCAL_LOCAL_OPERATOR_CA_FILE: caFile, REMOCAL_LOCAL_OPERATOR_URL: url, REMOCAL_OPERATOR: 'true' };
+}
+
+/** A project whose config steals with `filter` (or mirrors, without one). */
+function project(incoming: Record<string, unknown>): { dir: string; remove: () => void } {
+  const dir = writeApp({});
+  mkdirSync(join(dir.dir, '.remocal'));
+  writeFileSync(join(dir.dir, '.remocal', 'config.json'), JSON.stringify({ feature: { network: { incoming } } }));
+  return dir;
+}
+
+interface Session {
+  name: string;
+  stderr(): string;
+  seen(): { saw: string; dev: string | null }[];
+  stop(): Promise<{ code: number | null; stderr: string }>;
+  /** The CLI's exit, whatever ends it. */
+  exited: Promise<{ code: number | null; stderr: string }>;
+}
+
+async function session(user: keyof typeof USERS, incoming: Record<string, unknown>, name = user): Promise<Session> {
+  const dir = project(incoming);
+  const run = startRemocal(['exec', '-t', `pid/${pod.pid}`, '--', process.execPath, join(app.dir, 'app.mjs'), String(pod.ports.target), name], {
+    cwd: dir.dir,
+    env: operatorEnv(user),
+    timeoutMs: 90_000,
+  });
+  let stdout = '';
+  let stderr = '';
+  run.child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk));
+  run.child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk));
+  await waitFor(() => /remocal: (mirroring|stealing)/.test(stderr) || run.child.exitCode !== null, `${name}'s subscription`, 20_000).catch((error: Error) => {
+    throw new Error(`${error.message}\nstderr: ${stderr}\nstdout: ${stdout}`);
+  });
+  if (run.child.exitCode !== null) throw new Error(`${name}'s session ended: ${stderr}`);
+  return {
+    name,
+    stderr: () => stderr,
+    exited: run.done.then((result) => ({ code: result.code, stderr })),
+    seen: () => stdout.split('\n').filter((line) => line.startsWith('{"saw"')).map((line) => JSON.parse(line)),
+    stop: async () => {
+      run.child.kill('SIGTERM');
+      const result = await run.done;
+      dir.remove();
+      return { code: result.code, stderr };
+    },
+  };
+}
+
+/** Requests on one kept-alive connection to the pod, in order; resolves with who answered each. */
+async function onOneConnection(requests: { path: string; dev?: string }[]): Promise<string[]> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  const sockets = new Set<unknown>();
+  const answers: string[] = [];
+  try {
+    for (const { path, dev } of requests) {
+      answers.push(
+        await new Promise<string>((resolve, reject) => {
+          const request = http.request({ host: pod.ip, port: pod.ports.target, path, headers: dev === undefined ? {} : { 'x-dev': dev }, agent, timeout: 10_000 }, (response) => {
+            sockets.add(response.socket);
+            let body = '';
+            response.setEncoding('utf8');
+            response.on('data', (chunk: string) => (body += chunk));
+            response.on('end', () => resolve(answeredFrom(body)));
+          });
+          request.on('timeout', () => request.destroy(new Error(`no answer to ${path}`)));
+          request.on('error', reject);
+          request.end();
+        }),
+      );
+    }
+    assert.equal(sockets.size, 1, 'every request went over the same connection');
+    return answers;
+  } finally {
+    agent.destroy();
+  }
+}
+
+function sharedAgents(): number[] {
+  return listProcesses()
+    .filter((info) => info.argv.some((part) => part.endsWith('/dist/agent.js')) && info.argv.includes('--sessions'))
+    .map((info) => info.pid);
+}
+
+async function startOperator(): Promise<void> {
+  operator = startChild(process.execPath, [cliPath, 'operator', 'serve', '--config', join(stateDir, 'operator.json')], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  operator.stdout!.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
+  let err = '';
+  operator.stderr!.setEncoding('utf8').on('data', (chunk: string) => (err += chunk));
+  const line = await waitFor(() => /listening at (\S+); clients trust (\S+) /.exec(out) ?? (operator.exitCode !== null ? null : undefined), 'the operator to listen', 20_000);
+  if (line === null) throw new Error(`the operator exited: ${err}`);
+  url = line[1]!;
+  caFile = line[2]!;
+}
+
+before(async () => {
+  ({ pod, app } = await startPodWithApp({ 'app.mjs': APP, 'probe.mjs': PROBE }));
+  stateDir = mkdtempSync(join(tmpdir(), 'remocal-operator-'));
+  const users = Object.entries(USERS).map(([name, token]) => ({ name, token, admin: name === 'admin' }));
+  writeFileSync(
+    join(stateDir, 'operator.json'),
+    JSON.stringify({ listen: { host: '127.0.0.1', port: 0 }, state_dir: join(stateDir, 'state'), users, agents: { grace: 1 }, log_level: 'debug' }),
+  );
+  await startOperator();
+});
+
+after(async () => {
+  if (operator !== undefined) await stopChild(operator, 5000);
+  await stopPodWithApp(pod, app);
+  if (stateDir !== undefined) rmSync(stateDir, { recursive: true, force: true });
+});
+
+describe('the local-mode operator', () => {
+  it('refuses a client without a token, or with a wrong one, with a clear error', async () => {
+    const none = await runRemocal(['session', 'list'], { env: { ...operatorEnv('alice'), REMOCAL_OPERATOR_TOKEN: '' } });
+    assert.equal(none.code, 125, none.stderr);
+    assert.match(none.stderr, /refused the request: Unauthorized: no token was sent/);
+    assert.match(none.stderr, /REMOCAL_OPERATOR_TOKEN/);
+    const wrong = await runRemocal(['exec', '-t', `pid/${pod.pid}`, '--', 'true'], { env: { ...operatorEnv('alice'), REMOCAL_OPERATOR_TOKEN: 'not-a-user-token-at-all' } });
+    assert.equal(wrong.code, 125, wrong.stderr);
+    assert.match(wrong.stderr, /the token is not one of this operator's users/);
+    assert.match(wrong.stderr, /REMOCAL_OPERATOR_UNAUTHORIZED/);
+  });
+
+  it('two filtered steals on one port: on one keep-alive connection each request reaches its app, the rest the pod; a mirror sees them all', async () => {
+    const alice = await session('alice', { mode: 'steal', http_filter: { header_filter: '^x-dev: alice$' } });
+    const bob = await session('bob', { mode: 'steal', http_filter: { header_filter: '^x-dev: bob$' } });
+    const carol = await session('carol', { mode: 'mirror' });
+    try {
+      assert.match(bob.stderr(), /through the operator: .*also there: alice \(session [0-9a-f]{8}\)/);
+      const answers = await onOneConnection([
+        { path: '/1', dev: 'alice' },
+        { path: '/2', dev: 'bob' },
+        { path: '/3' },
+        { path: '/4', dev: 'bob' },
+        { path: '/5', dev: 'alice' },
+        { path: '/6', dev: 'carol' },
+      ]);
+      assert.deepEqual(answers, ['alice', 'bob', 'target', 'bob', 'alice', 'target']);
+      assert.deepEqual(alice.seen().map((entry) => entry.saw), ['GET /1', 'GET /5']);
+      assert.deepEqual(bob.seen().map((entry) => entry.saw), ['GET /2', 'GET /4']);
+      await waitFor(() => carol.seen().length === 6, 'the mirror to see every request');
+      assert.deepEqual(carol.seen().map((entry) => entry.saw), ['GET /1', 'GET /2', 'GET /3', 'GET /4', 'GET /5', 'GET /6']);
+      assert.equal(sharedAgents().length, 1, 'one agent serves the three sessions');
+
+      const listed = await runRemocal(['session', 'list', '--json'], { env: operatorEnv('carol') });
+      assert.equal(listed.code, 0, listed.stderr);
+      const items = JSON.parse(listed.stdout) as { spec: { owner: string }; status: { routedRequests: number; ports: { port: number; filter: unknown }[] } }[];
+      const byOwner = new Map(items.map((item) => [item.spec.owner, item]));
+      assert.deepEqual([...byOwner.keys()].sort(), ['alice', 'bob', 'carol']);
+      assert.deepEqual(byOwner.get('alice')!.status.ports.map((port) => [port.port, port.filter]), [[pod.ports.target, { header_filter: '^x-dev: alice$' }]]);
+
+      // One session ends: the others keep their traffic, on a connection opened before and after.
+      const aliceEnd = await alice.stop();
+      assert.equal(aliceEnd.code, 0, aliceEnd.stderr);
+      assert.deepEqual(await onOneConnection([{ path: '/7', dev: 'bob' }, { path: '/8', dev: 'alice' }, { path: '/9' }]), ['bob', 'target', 'target']);
+      const rules = await podIptablesRules(pod);
+      assert.equal(rules.match(/^:REMOCAL-[0-9a-f]{8} /gm)?.length, 1, `one chain for the target:\n${rules}`);
+    } finally {
+      await Promise.all([alice, bob, carol].map((each) => each.stop().catch(() => undefined)));
+    }
+    await waitFor(() => sharedAgents().length === 0, 'the agent to end after the grace period', 15_000);
+    assert.doesNotMatch(await podIptablesRules(pod), /REMOCAL-/, 'no rule left in the pod');
+    assert.equal(answeredFrom((await httpRequest({ host: pod.ip, port: pod.ports.target, path: '/after', headers: { 'x-dev': 'bob' } })).body), 'target');
+  });
+
+  it('a whole-port steal on a port others share with filters is refused, naming them', async () => {
+    const alice = await session('alice', { mode: 'steal', http_filter: { header_filter: '^x-dev: alice$' } });
+    try {
+      const dir = project({ mode: 'steal' });
+      const bob = startRemocal(['exec', '-t', `pid/${pod.pid}`, '--', process.execPath, join(app.dir, 'app.mjs'), String(pod.ports.target), 'bob'], { cwd: dir.dir, env: operatorEnv('bob'), timeoutMs: 60_000 });
+      let stderr = '';
+      bob.child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk));
+      await waitFor(() => /could not subscribe/.test(stderr), 'the refusal', 20_000);
+      assert.match(stderr, new RegExp(`could not subscribe to port ${pod.ports.target} .*shared by filtered steals \\(session [0-9a-f]{8} \\(alice\\)`));
+      bob.child.kill('SIGTERM');
+      await bob.done;
+      dir.remove();
+      assert.equal(answeredFrom((await httpRequest({ host: pod.ip, port: pod.ports.target, path: '/a', headers: { 'x-dev': 'alice' } })).body), 'alice', 'alice keeps her requests');
+    } finally {
+      await alice.stop();
+    }
+  });
+
+  it('outgoing, DNS, env and files work for each session through the shared agent', async () => {
+    const results = await Promise.all(
+      (['alice', 'bob'] as const).map((user) =>
+        runRemocal(['exec', '-t', `pid/${pod.pid}`, '--', process.execPath, join(app.dir, 'probe.mjs'), pod.names.apiFqdn, pod.paths.greeting], { env: operatorEnv(user), timeoutMs: 60_000 }),
+      ),
+    );
+    for (const result of results) {
+      assert.equal(result.code, 0, result.stderr);
+      const seen = JSON.parse(result.stdout.trim().split('\n').pop()!) as { pod: string; addresses: string[]; file: string };
+      assert.equal(seen.pod, pod.names.hostname);
+      assert.deepEqual(seen.addresses, [pod.serviceIps.api]);
+      assert.equal(seen.file, pod.files.greeting);
+    }
+  });
+
+  it('a session killed by an admin ends, and its CLI says who killed it', async () => {
+    const bob = await session('bob', { mode: 'steal', http_filter: { header_filter: '^x-dev: bob$' } });
+    const listed = await runRemocal(['session', 'list', '--json'], { env: operatorEnv('bob') });
+    const id = (JSON.parse(listed.stdout) as { metadata: { name: string }; spec: { owner: string } }[]).find((item) => item.spec.owner === 'bob')!.metadata.name;
+    const refused = await runRemocal(['session', 'kill', id], { env: operatorEnv('alice') });
+    assert.equal(refused.code, 125);
+    assert.match(refused.stderr, /belongs to bob: only its owner or an admin may end it/);
+    const killed = await runRemocal(['session', 'kill', id], { env: operatorEnv('admin') });
+    assert.equal(killed.code, 0, killed.stderr);
+    const end = await bob.exited;
+    assert.equal(end.code, 125);
+    assert.match(end.stderr, /was closed: the session was killed by admin/);
+    assert.match(end.stderr, /REMOCAL_SESSION_CLOSED/);
+    const all = await runRemocal(['session', 'list', '--all', '--json'], { env: operatorEnv('bob') });
+    const record = (JSON.parse(all.stdout) as { metadata: { name: string }; status: { closeReason: string } }[]).find((item) => item.metadata.name === id)!;
+    assert.equal(record.status.closeReason, 'the session was killed by admin');
+  });
+});
