@@ -12,14 +12,9 @@
 import { connect, type Socket } from 'node:net';
 import type { Logger } from '../core/log.js';
 import { splice } from '../core/splice.js';
-import type { HttpFilterSpec, IncomingEvent, IncomingMode, LayerSubscribeRequest, Result, SubscribeResult, UnsubscribeResult } from '../protocol/messages.js';
+import type { IncomingSettings, IntproxyReport } from '../protocol/contracts.js';
+import type { IncomingEvent, LayerSubscribeRequest, Result, SubscribeResult, UnsubscribeResult } from '../protocol/messages.js';
 import type { AgentConnection } from './agent-link.js';
-import type { IntproxyReport } from './settings.js';
-
-export interface IncomingSettings {
-  mode: IncomingMode | 'off';
-  filter: HttpFilterSpec | null;
-}
 
 interface Subscription {
   remotePort: number;

@@ -4,12 +4,12 @@
 
 import type { Socket } from 'node:net';
 import { join } from 'node:path';
+import type { LayerSettings } from '../protocol/contracts.js';
 import type { LayerRequest, LayerResults, Result } from '../protocol/messages.js';
 import { RpcClient } from '../protocol/rpc.js';
 import { SyncChannel } from './fs/sync.js';
 import { openLayerLink, type LayerLink } from './link.js';
 import type { Remote, UdpRemote } from './remote.js';
-import type { LayerSettings } from './settings.js';
 
 /** A sync fs call blocks the app's main thread: past this, it fails (ETIMEDOUT) rather than hang the app. */
 const SYNC_TIMEOUT_MS = 60_000;
