@@ -4,7 +4,7 @@
 
 import type { Socket } from 'node:net';
 import { join } from 'node:path';
-import type { LayerSettings } from '../protocol/contracts.js';
+import { LINK_LOST_CODE, type LayerSettings } from '../protocol/contracts.js';
 import type { LayerRequest, LayerResults, Result } from '../protocol/messages.js';
 import { RpcClient } from '../protocol/rpc.js';
 import { SyncChannel } from './fs/sync.js';
@@ -51,7 +51,7 @@ export function createRemoteClient(settings: LayerSettings): Remote {
     } catch (error) {
       return {
         ok: false,
-        error: { code: 'ECONNABORTED', message: `remocal: the session's intproxy is unreachable (${(error as Error).message})` },
+        error: { code: LINK_LOST_CODE, message: `remocal: the session's intproxy is unreachable (${(error as Error).message})` },
       };
     } finally {
       pending -= 1;

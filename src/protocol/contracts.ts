@@ -1,6 +1,6 @@
 // What remocal's processes hand each other outside the links of messages.ts: the settings a process is
-// started with (JSON in one env var each, or an IPC message for a prewarmed intproxy) and what the intproxy
-// reports to the CLI over Node's IPC channel.
+// started with (JSON in one env var each, or an IPC message for a prewarmed intproxy), what the intproxy
+// reports to the CLI over Node's IPC channel, and the failure codes that one side sends and the other matches.
 //
 //   CLI ──LayerSettings──▶ layer        CLI ──IntproxySettings──▶ intproxy ──IntproxyReport──▶ CLI
 //   CLI ──KubeLinkSettings, in the intproxy's AgentLaunch──▶ kube-link
@@ -124,3 +124,19 @@ export interface KubeLinkSettings {
   /** How long to keep retrying while the agent starts listening. */
   timeoutMs: number;
 }
+
+// --- failure codes that one side sends and the other matches ---------------------------------------------
+// Any other code is either native (an errno or getaddrinfo name, passed to the app as it is) or one of remocal's
+// own, which a receiver tells apart from the native ones by REMOCAL_CODE_PREFIX alone.
+
+/** Remocal's own failure codes start so (the error catalog's, the agent's): remocal failed, not the target's network. */
+export const REMOCAL_CODE_PREFIX = 'REMOCAL_';
+
+/**
+ * The answer to a request that could not be passed on because a link went away (layer → intproxy, or
+ * intproxy → agent). A real errno, so that an app that sees it sees a native error.
+ */
+export const LINK_LOST_CODE = 'ECONNABORTED';
+
+/** fs.readFile of a file larger than one message: the agent refuses it, and the layer reads it through open/read. */
+export const FILE_TOO_LARGE = 'REMOCAL_FILE_TOO_LARGE';
