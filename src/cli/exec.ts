@@ -18,14 +18,19 @@ import {
   FeatureUnavailableError,
   IntproxyLostError,
   UsageError,
-  deserializeError,
   type RemocalError,
 } from '../core/errors.js';
 import { distFile } from '../core/paths.js';
-import type { IncomingSettings } from '../intproxy/incoming.js';
-import { INTPROXY_SETTINGS_ENV, type IntproxyReport, type IntproxySettings } from '../intproxy/settings.js';
-import { LAYER_SETTINGS_ENV, type LayerSettings } from '../layer/settings.js';
-import type { AgentLaunch } from '../intproxy/agent-link.js';
+import {
+  INTPROXY_SETTINGS_ENV,
+  LAYER_SETTINGS_ENV,
+  type AgentLaunch,
+  type IncomingSettings,
+  type IntproxyReport,
+  type IntproxySettings,
+  type LayerSettings,
+} from '../protocol/contracts.js';
+import { deserializeError } from '../protocol/wire-error.js';
 import type { KubeSettings } from '../platform/kubernetes/api.js';
 import type { KubeAgentConfig } from '../platform/kubernetes/session.js';
 import { agentLaunch, resolveLocalTarget } from '../platform/local.js';

@@ -1,7 +1,7 @@
 // What the layer (inside the user's process) gets from the resolved config. The layer reads this through
 // one env var and must not load the schema library, so only plain, already validated data goes over.
 
-import type { LayerSettings } from '../layer/settings.js';
+import type { LayerSettings } from '../protocol/contracts.js';
 import type { RemocalConfig } from './options.js';
 
 export function toLayerSettings(config: RemocalConfig, session: { socket: string; session: string }): LayerSettings {

@@ -176,21 +176,3 @@ export const errorCatalog = [
   SessionClosedError,
   InternalError,
 ] as const;
-
-/** Wire form of an error, for the IPC between the intproxy and the CLI. */
-export interface SerializedError {
-  code: string;
-  message: string;
-  hint?: string | undefined;
-}
-
-export function serializeError(error: unknown): SerializedError {
-  if (isRemocalError(error)) return { code: error.code, message: error.message, hint: error.hint };
-  const message = error instanceof Error ? error.message : String(error);
-  return { code: InternalError.code, message };
-}
-
-export function deserializeError(wire: SerializedError): RemocalError {
-  const Class = errorCatalog.find((candidate) => candidate.code === wire.code) ?? InternalError;
-  return new Class(wire.message, wire.hint === undefined ? {} : { hint: wire.hint });
-}

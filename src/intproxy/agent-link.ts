@@ -8,21 +8,10 @@ import type { ChildProcess } from 'node:child_process';
 import { AgentLostError, AgentStartError, ProtocolError, TargetGoneError, deserializeError, type RemocalError } from '../core/errors.js';
 import { startChild } from '../core/child.js';
 import type { Logger } from '../core/log.js';
+import type { AgentLaunch } from '../protocol/contracts.js';
 import { Link } from '../protocol/link.js';
 import type { AgentEvent, AgentRequest, AgentResults, AgentToIntproxy, Hello, IntproxyToAgent } from '../protocol/messages.js';
 import { RpcClient } from '../protocol/rpc.js';
-
-/** How to start the agent: a command whose stdio speaks the protocol. */
-export interface AgentLaunch {
-  command: string;
-  args: string[];
-  /** Words for messages: "pid/4242". */
-  target: string;
-  /** Added to the child's environment (secrets, which must not be in argv). */
-  env?: Record<string, string>;
-  /** Ping the agent this often; a ping unanswered for as long again means the link is gone. */
-  pingIntervalMs?: number;
-}
 
 export interface AgentConnection {
   link: Link<IntproxyToAgent, AgentToIntproxy>;

@@ -12,14 +12,9 @@
 import { connect, type Socket } from 'node:net';
 import type { Logger } from '../core/log.js';
 import { splice } from '../core/splice.js';
-import type { HttpFilterSpec, IncomingEvent, IncomingMode, LayerSubscribeRequest, Result, SubscribeResult, UnsubscribeResult } from '../protocol/messages.js';
+import { LINK_LOST_CODE, type IncomingSettings, type IntproxyReport } from '../protocol/contracts.js';
+import type { IncomingEvent, LayerSubscribeRequest, Result, SubscribeResult, UnsubscribeResult } from '../protocol/messages.js';
 import type { AgentConnection } from './agent-link.js';
-import type { IntproxyReport } from './settings.js';
-
-export interface IncomingSettings {
-  mode: IncomingMode | 'off';
-  filter: HttpFilterSpec | null;
-}
 
 interface Subscription {
   remotePort: number;
@@ -69,7 +64,7 @@ export class IncomingRouter {
     // The agent link may be closing with the session: the agent then releases every port itself.
     return this.agent.rpc.request({ op: 'incoming.unsubscribe', subscription }).catch((error: Error) => ({
       ok: false as const,
-      error: { code: 'ECONNABORTED', message: error.message },
+      error: { code: LINK_LOST_CODE, message: error.message },
     }));
   }
 

@@ -5,10 +5,10 @@
 //   ← { type: 'shutdown' }            the command ended: close everything and exit
 // If the CLI disappears (the IPC channel closes), the intproxy shuts down too, so nothing outlives it.
 
-import { serializeError } from '../core/errors.js';
 import { createLogger } from '../core/log.js';
+import { INTPROXY_SETTINGS_ENV, type IntproxyReport, type IntproxySettings } from '../protocol/contracts.js';
+import { serializeError } from '../protocol/wire-error.js';
 import { connectAgent } from './agent-link.js';
-import { INTPROXY_SETTINGS_ENV, type IntproxyReport, type IntproxySettings } from './settings.js';
 import { serveLayers } from './layer-server.js';
 import { IncomingRouter } from './incoming.js';
 import { appendFileSync, rmSync } from 'node:fs';

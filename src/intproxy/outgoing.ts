@@ -5,6 +5,7 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { splice } from '../core/splice.js';
 import type { Logger } from '../core/log.js';
+import { LINK_LOST_CODE } from '../protocol/contracts.js';
 import type { LayerConnectResult, Result } from '../protocol/messages.js';
 import type { AgentConnection } from './agent-link.js';
 
@@ -16,7 +17,7 @@ export async function connectForLayer(agent: AgentConnection, host: string, port
   const [answer, listener] = await Promise.all([
     agent.rpc.request({ op: 'tcp.connect', host, port, stream: stream.id }).catch((error: Error) => ({
       ok: false as const,
-      error: { code: 'ECONNABORTED', message: error.message, syscall: 'connect' },
+      error: { code: LINK_LOST_CODE, message: error.message, syscall: 'connect' },
     })),
     listenOnce(),
   ]);

@@ -3,6 +3,7 @@
 // only ever reaches its own twins, and its twins are closed when its link closes.
 
 import type { Logger } from '../core/log.js';
+import { LINK_LOST_CODE } from '../protocol/contracts.js';
 import {
   MAX_UDP_DATAGRAM_BYTES,
   type IntproxyToLayer,
@@ -43,7 +44,7 @@ export class UdpRelay {
     const { family, connect } = request;
     const answer = await this.agent.rpc
       .request({ op: 'udp.open', family, socket, ...(connect === undefined ? {} : { connect }) })
-      .catch((error: Error) => ({ ok: false as const, error: { code: 'ECONNABORTED', message: error.message } }));
+      .catch((error: Error) => ({ ok: false as const, error: { code: LINK_LOST_CODE, message: error.message } }));
     if (answer.ok) {
       this.owners.set(socket, owner);
       // The layer went away while the agent opened it: nobody will ever close it otherwise.

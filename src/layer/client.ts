@@ -4,12 +4,12 @@
 
 import type { Socket } from 'node:net';
 import { join } from 'node:path';
+import { LINK_LOST_CODE, type LayerSettings } from '../protocol/contracts.js';
 import type { LayerRequest, LayerResults, Result } from '../protocol/messages.js';
 import { RpcClient } from '../protocol/rpc.js';
 import { SyncChannel } from './fs/sync.js';
 import { openLayerLink, type LayerLink } from './link.js';
 import type { Remote, UdpRemote } from './remote.js';
-import type { LayerSettings } from './settings.js';
 
 /** A sync fs call blocks the app's main thread: past this, it fails (ETIMEDOUT) rather than hang the app. */
 const SYNC_TIMEOUT_MS = 60_000;
@@ -51,7 +51,7 @@ export function createRemoteClient(settings: LayerSettings): Remote {
     } catch (error) {
       return {
         ok: false,
-        error: { code: 'ECONNABORTED', message: `remocal: the session's intproxy is unreachable (${(error as Error).message})` },
+        error: { code: LINK_LOST_CODE, message: `remocal: the session's intproxy is unreachable (${(error as Error).message})` },
       };
     } finally {
       pending -= 1;

@@ -2,10 +2,11 @@
 // registry, applied together. Used by the preload, and directly by tests with a Remote of their own.
 
 import dns from 'node:dns';
-import fs, { writeSync } from 'node:fs';
+import fs from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { syncBuiltinESMExports } from 'node:module';
+import type { LayerSettings } from '../protocol/contracts.js';
 import type { LookupAddress } from '../protocol/messages.js';
 import { defineDnsHooks } from './dns/hooks.js';
 import { DnsOps, type ResultOrder } from './dns/ops.js';
@@ -13,24 +14,19 @@ import { defineNetHooks } from './net/hooks.js';
 import { NetOps, type LocalLookup } from './net/ops.js';
 import { defineIncomingHooks } from './incoming/hooks.js';
 import { IncomingOps } from './incoming/ops.js';
+import { createLayerLog, writeStderrLine, type LayerLog } from './log.js';
 import { PatchRegistry } from './patches.js';
 import { createPolicy, createUdpPolicy } from './policy.js';
 import type { Remote } from './remote.js';
-import type { LayerSettings } from './settings.js';
 import { defineUdpHooks } from './udp/hooks.js';
 import { defineFsHooks } from './fs/hooks.js';
 import { FileOps } from './fs/ops.js';
 import { createFilePolicy, type LocalFacts } from './policy.js';
 import { UdpOps, type UdpLookup } from './udp/ops.js';
 
-export interface LayerLog {
-  debug(message: string): void;
-  warn(message: string): void;
-}
-
 /** Patches net, dns and (unless incoming is off) listen for this process; the returned function puts Node's originals back. */
 export function installLayer(remote: Remote, settings: LayerSettings): () => void {
-  const log = createLayerLog(settings);
+  const log = createLayerLog(settings.logLevel);
   const policy = createPolicy(settings);
   const registry = new PatchRegistry();
 
@@ -133,32 +129,4 @@ function defaultResultOrder(): ResultOrder {
   const getter = (dns as { getDefaultResultOrder?: () => string }).getDefaultResultOrder;
   const order = getter?.();
   return order === 'ipv4first' || order === 'ipv6first' ? order : 'verbatim';
-}
-
-/** For what the user must hear whatever the log level, such as a port of the target the app will not get. */
-function writeStderrLine(line: string): void {
-  try {
-    writeSync(2, `${line}\n`);
-  } catch {
-    // A closed or non-blocking stderr must never break the app.
-  }
-}
-
-const LEVELS: Record<string, number> = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60, silent: Infinity };
-
-/**
- * The layer lives inside the app, whose stderr is the user's: it writes nothing unless the session's log level
- * asks for it. A synchronous write keeps lines whole and needs no stream object created early in the process.
- */
-function createLayerLog(settings: LayerSettings): LayerLog {
-  const threshold = LEVELS[settings.logLevel] ?? Infinity;
-  const write = (level: string, message: string) => {
-    if ((LEVELS[level] ?? 0) < threshold) return;
-    try {
-      writeSync(2, `remocal layer [${process.pid}] ${level}: ${message}\n`);
-    } catch {
-      // A closed or non-blocking stderr must never break the app.
-    }
-  };
-  return { debug: (message) => write('debug', message), warn: (message) => write('warn', message) };
 }

@@ -27,7 +27,7 @@ import { isIP } from 'node:net';
 import { basename, dirname } from 'node:path';
 import { matchAddressPattern, parseAddressPattern, type AddressPattern, type OutgoingAttempt } from '../config/address-pattern.js';
 import { compileConfigRegex, escapeRegex } from '../config/regex.js';
-import type { LayerSettings } from './settings.js';
+import type { LayerSettings } from '../protocol/contracts.js';
 
 export type Route = 'local' | 'remote';
 

@@ -3,11 +3,12 @@
 // (a worker is part of the app), and must cost nothing where it has nothing to do.
 
 import { isMainThread, workerData } from 'node:worker_threads';
+import type { LayerSettings } from '../protocol/contracts.js';
 import { createRemoteClient } from './client.js';
 import { SYNC_WORKER_MARKER } from './fs/sync.js';
 import { installLayer } from './install.js';
 import { isPackageManagerCli } from './policy.js';
-import { readLayerSettings, type LayerSettings } from './settings.js';
+import { readLayerSettings } from './settings.js';
 
 const kInstalled = Symbol.for('remocal.layer.installed');
 

@@ -6,7 +6,7 @@ import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
 import { runChildSync } from '../core/child.js';
 import { distFile } from '../core/paths.js';
 import { PermissionDeniedError, TargetNotFoundError, ToolMissingError, FeatureUnavailableError } from '../core/errors.js';
-import type { AgentLaunch } from '../intproxy/agent-link.js';
+import type { AgentLaunch } from '../protocol/contracts.js';
 import { formatTarget, type LocalTarget } from './target.js';
 
 export interface ResolvedLocalTarget {

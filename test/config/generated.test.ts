@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { listOptions } from '../../src/config/declare.js';
 import { configOptions } from '../../src/config/options.js';
 import { configFlags, renderConfigDocs, renderJsonSchema } from '../../src/config/render.js';
-import { LAYER_SETTINGS_ENV } from '../../src/layer/settings.js';
+import { LAYER_SETTINGS_ENV } from '../../src/protocol/contracts.js';
 
 const repositoryRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 

@@ -3,7 +3,8 @@ import { test } from 'node:test';
 import { toLayerSettings } from '../../src/config/layer-settings.js';
 import type { ConfigFlags, RemocalConfig } from '../../src/config/options.js';
 import { resolveConfig } from '../../src/config/resolve.js';
-import { readLayerSettings, LAYER_SETTINGS_ENV } from '../../src/layer/settings.js';
+import { readLayerSettings } from '../../src/layer/settings.js';
+import { LAYER_SETTINGS_ENV } from '../../src/protocol/contracts.js';
 
 function configFrom(data: unknown): RemocalConfig {
   const resolution = resolveConfig({ file: { path: 'c.json', data } });

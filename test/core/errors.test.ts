@@ -3,15 +3,8 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
-import {
-  deserializeError,
-  errorCatalog,
-  isRemocalError,
-  RemocalError,
-  serializeError,
-  TargetGoneError,
-  TargetNotFoundError,
-} from '../../src/core/errors.js';
+import { errorCatalog, isRemocalError, RemocalError, TargetGoneError, TargetNotFoundError } from '../../src/core/errors.js';
+import { deserializeError, serializeError } from '../../src/protocol/wire-error.js';
 
 const docs = readFileSync(new URL('../../docs/errors.md', import.meta.url), 'utf8');
 

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { createFilePolicy, defaultLocalFilePatterns, type LocalFacts } from '../../src/layer/policy.js';
-import type { LayerSettings } from '../../src/layer/settings.js';
+import type { LayerSettings } from '../../src/protocol/contracts.js';
 
 const facts: LocalFacts = {
   cwd: '/home/dev/shop',

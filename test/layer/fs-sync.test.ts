@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { LAYER_SETTINGS_ENV } from '../../src/layer/settings.js';
+import { LAYER_SETTINGS_ENV } from '../../src/protocol/contracts.js';
 import { assertBuilt, repoRoot } from '../helpers/remocal.js';
 import { layerSettings } from './fixtures/kit.js';
 

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { isPackageManagerCli } from '../../src/layer/policy.js';
-import { LAYER_SETTINGS_ENV } from '../../src/layer/settings.js';
+import { LAYER_SETTINGS_ENV } from '../../src/protocol/contracts.js';
 import { ORDERS, ORDERS_IP, layerSettings } from './fixtures/kit.js';
 import { bundlePreload, nodeBinaries, runNode, type NodeBinary } from './helpers.js';
 

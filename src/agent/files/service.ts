@@ -15,6 +15,7 @@ import { appendFile, mkdir, open, rename, rm, truncate, unlink, writeFile } from
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { escapeRegex } from '../../config/regex.js';
+import { FILE_TOO_LARGE } from '../../protocol/contracts.js';
 import { MAX_FILE_CHUNK_BYTES, opensForWriting, type DirEntry, type DirentType, type FileFailure, type FileResult, type FileStats } from '../../protocol/messages.js';
 import { resolveInTarget, targetError, targetPathOf, type ResolveOptions } from './root.js';
 
@@ -35,8 +36,6 @@ const DEFAULT_MAX_READ_FILE_BYTES = MAX_FILE_CHUNK_BYTES;
 const DEFAULT_MAX_READ_BYTES = MAX_FILE_CHUNK_BYTES;
 /** Files of /proc and /sys say size 0 and have content: readFile reads to the end in chunks of this. */
 const READ_CHUNK_BYTES = 64 * 1024;
-
-export const FILE_TOO_LARGE = 'REMOCAL_FILE_TOO_LARGE';
 
 function ok<T>(value: T): FileResult<T> {
   return { ok: true, value };

@@ -13,7 +13,7 @@ import dns from 'node:dns';
 import { isIP } from 'node:net';
 import type { LookupAddress } from '../../protocol/messages.js';
 import { queryError } from '../errors.js';
-import type { LayerLog } from '../install.js';
+import type { LayerLog } from '../log.js';
 import type { PatchRegistry } from '../patches.js';
 import { parseLookupArguments, RESOLVE_METHODS, resolveMethodOf, UNSUPPORTED_RESOLVE_METHODS, type DnsOps, type ResolveMethod } from './ops.js';
 

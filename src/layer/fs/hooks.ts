@@ -8,7 +8,7 @@
 // createReadStream/createWriteStream need no hook: streams call fs.open/read/write/close at run time.
 
 import fs from 'node:fs';
-import type { LayerLog } from '../install.js';
+import type { LayerLog } from '../log.js';
 import type { PatchRegistry } from '../patches.js';
 import type { FileIntent } from '../policy.js';
 import { RemoteDir, RemoteFileHandle } from './handles.js';

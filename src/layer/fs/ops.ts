@@ -11,6 +11,7 @@
 
 import fs, { constants, type BigIntStats, type Dirent, type Stats } from 'node:fs';
 import path from 'node:path';
+import { FILE_TOO_LARGE } from '../../protocol/contracts.js';
 import { MAX_FILE_CHUNK_BYTES, opensForWriting, type DirentType, type FileStats, type FsRequest, type FsResults, type RemoteFailure, type Result } from '../../protocol/messages.js';
 import { uvErrno } from '../errors.js';
 import type { FileIntent, FilePolicy } from '../policy.js';
@@ -309,7 +310,7 @@ export class FileOps {
     const encoding = encodingOf(options, null);
     const whole = yield* ask({ op: 'fs.readFile', path: target.absolute });
     if (whole.ok) return encode(Buffer.from(whole.value.data, 'base64'), encoding);
-    if (whole.error.code !== 'REMOCAL_FILE_TOO_LARGE') throw fileError(whole.error, { path: target.shown });
+    if (whole.error.code !== FILE_TOO_LARGE) throw fileError(whole.error, { path: target.shown });
     const fd = yield* this.openFile(target, constants.O_RDONLY, undefined);
     try {
       return encode(yield* this.readToEnd(fd), encoding);

@@ -3,6 +3,7 @@
 // request gets an answer and the flag is flipped: a request left unanswered would block the app.
 
 import { workerData } from 'node:worker_threads';
+import { LINK_LOST_CODE } from '../../protocol/contracts.js';
 import type { LayerRequest, LayerResults, Result } from '../../protocol/messages.js';
 import { RpcClient } from '../../protocol/rpc.js';
 import { openLayerLink } from '../link.js';
@@ -30,7 +31,7 @@ async function answer({ id, request }: SyncEnvelope): Promise<void> {
     result = await (await connect()).request(request);
   } catch (error) {
     client = null;
-    result = { ok: false, error: { code: 'ECONNABORTED', message: `remocal: the session's intproxy is unreachable (${(error as Error).message})` } };
+    result = { ok: false, error: { code: LINK_LOST_CODE, message: `remocal: the session's intproxy is unreachable (${(error as Error).message})` } };
   }
   port.postMessage({ id, result } satisfies SyncAnswer);
   Atomics.store(state, 0, 1);

@@ -13,7 +13,7 @@
 
 import cluster from 'node:cluster';
 import net from 'node:net';
-import type { LayerLog } from '../install.js';
+import type { LayerLog } from '../log.js';
 import type { PatchRegistry } from '../patches.js';
 import type { BoundListen, IncomingOps, IncomingSubscription, ListenRequest } from './ops.js';
 

@@ -10,7 +10,7 @@
 import net from 'node:net';
 import type { LayerConnectResult } from '../../protocol/messages.js';
 import { connectError, ipBlockedError, type NodeSystemError } from '../errors.js';
-import type { LayerLog } from '../install.js';
+import type { LayerLog } from '../log.js';
 import type { PatchRegistry } from '../patches.js';
 import type { ConnectOutcome, ConnectTarget, NetOps } from './ops.js';
 import { validPort } from '../validate.js';

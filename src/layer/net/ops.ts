@@ -3,6 +3,7 @@
 // or connected from the target with a loopback proxy port to splice into.
 
 import { isIP } from 'node:net';
+import { LINK_LOST_CODE, REMOCAL_CODE_PREFIX } from '../../protocol/contracts.js';
 import type { LayerConnectResult, LookupAddress, RemoteFailure, Result } from '../../protocol/messages.js';
 import { connectError, getaddrinfoError, isLookupFailure, type NodeSystemError } from '../errors.js';
 import type { Policy } from '../policy.js';
@@ -64,7 +65,7 @@ export class NetOps {
     try {
       answer = await this.remote.connect(resolved?.address ?? target.host, target.port);
     } catch (error) {
-      answer = { ok: false, error: { code: 'ECONNABORTED', message: `remocal: ${(error as Error)?.message ?? String(error)}` } };
+      answer = { ok: false, error: { code: LINK_LOST_CODE, message: `remocal: ${(error as Error)?.message ?? String(error)}` } };
     }
     if (!answer.ok) return this.failed(answer.error, target, resolved);
     const { remote } = answer.value;
@@ -108,7 +109,7 @@ export class NetOps {
   }
 
   private failed(failure: RemoteFailure, target: ConnectTarget, resolved: LookupAddress | null): ConnectOutcome {
-    if (failure.code.startsWith('REMOCAL_') || failure.code === 'ECONNABORTED') {
+    if (failure.code.startsWith(REMOCAL_CODE_PREFIX) || failure.code === LINK_LOST_CODE) {
       this.onInfrastructureFailure(`connect ${target.host}:${target.port} failed: ${failure.code} ${failure.message}`);
     }
     const isName = isIP(target.host) === 0;

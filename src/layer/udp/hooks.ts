@@ -9,7 +9,7 @@
 
 import dgram from 'node:dgram';
 import type { SocketAddress } from '../../protocol/messages.js';
-import type { LayerLog } from '../install.js';
+import type { LayerLog } from '../log.js';
 import type { PatchRegistry } from '../patches.js';
 import type { UdpOps, UdpTwin } from './ops.js';
 import { validPort } from '../validate.js';

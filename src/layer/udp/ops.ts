@@ -4,6 +4,7 @@
 // rinfo. A connected app socket gets a connected twin, so only its peer's datagrams come back.
 
 import { isIP } from 'node:net';
+import { LINK_LOST_CODE } from '../../protocol/contracts.js';
 import { MAX_UDP_DATAGRAM_BYTES, type LookupAddress, type RemoteFailure, type SocketAddress, type UdpDatagram } from '../../protocol/messages.js';
 import { getaddrinfoError, uvErrno, type NodeSystemError } from '../errors.js';
 import type { UdpPolicy } from '../policy.js';
@@ -101,7 +102,7 @@ export class UdpTwin {
     if (!this.host.remote.send({ socket: id, peer, data: data.toString('base64') })) {
       // The link went away between the open and now: the next datagram opens a new twin.
       this.forgetRemote();
-      throw sendError('ECONNABORTED', address, port);
+      throw sendError(LINK_LOST_CODE, address, port);
     }
   }
 

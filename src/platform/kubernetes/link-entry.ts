@@ -9,9 +9,9 @@
 import { Socket } from 'node:net';
 import { finished } from 'node:stream/promises';
 import { LINK_KEY_ENV } from '../../protocol/agent-auth.js';
+import { KUBE_LINK_ENV, type KubeLinkSettings } from '../../protocol/contracts.js';
 import { connectKube } from './api.js';
 import { openAgentStream } from './port-forward.js';
-import { KUBE_LINK_ENV, type KubeLinkSettings } from './link-settings.js';
 
 async function main(): Promise<number> {
   const settings = JSON.parse(process.env[KUBE_LINK_ENV] ?? 'null') as KubeLinkSettings | null;

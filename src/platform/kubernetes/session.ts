@@ -3,14 +3,13 @@
 
 import { randomBytes, randomInt } from 'node:crypto';
 import { distFile, packageVersion } from '../../core/paths.js';
-import type { AgentLaunch } from '../../intproxy/agent-link.js';
 import { LINK_KEY_ENV, newSessionKeys } from '../../protocol/agent-auth.js';
+import { KUBE_LINK_ENV, type AgentLaunch, type KubeLinkSettings } from '../../protocol/contracts.js';
 import type { RemocalConfig } from '../../config/index.js';
 import { formatTarget, type KubernetesTarget } from '../target.js';
 import { connectKube, type Kube, type KubeSettings } from './api.js';
 import { startKubeAgent } from './agent.js';
 import type { AgentPlacement } from './agent-spec.js';
-import { KUBE_LINK_ENV, type KubeLinkSettings } from './link-settings.js';
 import { resolveKubeTarget } from './resolve.js';
 
 /** The agent options of the config that this platform reads (the config's `agent` group passes as it is). */

@@ -6,7 +6,8 @@ import { constants, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, sy
 import { constants as osConstants, tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { FILE_TOO_LARGE, TargetFiles } from '../../../src/agent/files/service.js';
+import { TargetFiles } from '../../../src/agent/files/service.js';
+import { FILE_TOO_LARGE } from '../../../src/protocol/contracts.js';
 import type { FileResult } from '../../../src/protocol/messages.js';
 
 function value<T>(result: FileResult<T>): T {
