@@ -5,7 +5,8 @@
 // silently, so such links are pinged: a missed answer ends the session within seconds, not at the next request.
 
 import type { ChildProcess } from 'node:child_process';
-import { AgentLostError, AgentStartError, ProtocolError, TargetGoneError, deserializeError, type RemocalError } from '../core/errors.js';
+import { AgentLostError, AgentStartError, ProtocolError, TargetGoneError, type RemocalError } from '../core/errors.js';
+import { deserializeError } from '../protocol/wire-error.js';
 import { startChild } from '../core/child.js';
 import type { Logger } from '../core/log.js';
 import type { AgentLaunch } from '../protocol/contracts.js';

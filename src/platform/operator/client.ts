@@ -3,7 +3,8 @@
 
 import { readFileSync } from 'node:fs';
 import { request as httpsRequest, type RequestOptions } from 'node:https';
-import { deserializeError, OperatorUnauthorizedError, OperatorUnavailableError, ConfigError, type RemocalError } from '../../core/errors.js';
+import { OperatorUnauthorizedError, OperatorUnavailableError, ConfigError, type RemocalError } from '../../core/errors.js';
+import { deserializeError } from '../../protocol/wire-error.js';
 
 export interface OperatorAddress {
   /** https://host:port */

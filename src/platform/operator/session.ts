@@ -3,7 +3,7 @@
 // launch the intproxy runs is operator-link, which opens the session's stream.
 
 import { distFile } from '../../core/paths.js';
-import type { AgentLaunch } from '../../intproxy/agent-link.js';
+import type { AgentLaunch } from '../../protocol/contracts.js';
 import { formatTarget, type LocalTarget } from '../target.js';
 import { OPERATOR_API_PREFIX, OPERATOR_LOCAL_NAMESPACE, operatorRequest, type OperatorAddress } from './client.js';
 import { OPERATOR_LINK_ENV, type OperatorLinkSettings } from './link-settings.js';
