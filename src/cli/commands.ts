@@ -143,7 +143,7 @@ function sessionRequest(options: ExecFlags, cmd: Command): Omit<ExecRequest, 'co
     startupTimeoutMs: config.agent.startup_timeout * 1000,
     progress,
     verbose,
-    kubernetes: kubernetesSettings(config),
+    platforms: { kubernetes: kubernetesSettings(config) },
   };
 }
 
@@ -155,7 +155,7 @@ function httpFilterSpec(filter: RemocalConfig['feature']['network']['incoming'][
 }
 
 /** The cluster and the agent's placement, from the config, for Kubernetes targets. */
-function kubernetesSettings(config: RemocalConfig): ExecRequest['kubernetes'] {
+function kubernetesSettings(config: RemocalConfig): ExecRequest['platforms']['kubernetes'] {
   return { kube: { kubeconfig: config.kubeconfig, context: config.kube_context, namespace: config.target.namespace }, agent: config.agent };
 }
 

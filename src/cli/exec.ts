@@ -24,10 +24,8 @@ import { distFile } from '../core/paths.js';
 import type { IncomingSettings } from '../intproxy/incoming.js';
 import { INTPROXY_SETTINGS_ENV, type IntproxyReport, type IntproxySettings } from '../intproxy/settings.js';
 import { LAYER_SETTINGS_ENV, type LayerSettings } from '../layer/settings.js';
-import type { AgentLaunch } from '../intproxy/agent-link.js';
-import type { KubeSettings } from '../platform/kubernetes/api.js';
-import type { KubeAgentConfig } from '../platform/kubernetes/session.js';
-import { agentLaunch, resolveLocalTarget } from '../platform/local.js';
+import type { PreparedSession } from '../platform/platform.js';
+import { prepareSession, type PlatformSettings } from '../platform/platforms.js';
 import { formatTarget, parseTarget, type Target } from '../platform/target.js';
 import { mergeEnvironment, type EnvPolicy } from './env.js';
 import type { Progress } from './progress.js';
@@ -45,8 +43,8 @@ export interface ExecRequest {
   verbose: boolean;
   /** Variables for the command on top of the session's environment (remocal's own commands use them). */
   commandEnv?: Record<string, string>;
-  /** How to reach the cluster and place the agent, for Kubernetes targets. */
-  kubernetes: { kube: KubeSettings; agent: KubeAgentConfig };
+  /** What each platform needs beyond the target (for Kubernetes: how to reach the cluster, where to place the agent). */
+  platforms: PlatformSettings;
 }
 
 export const EXIT_REMOCAL_FAILED = 125;
@@ -94,44 +92,31 @@ export async function runExec(request: ExecRequest): Promise<number> {
 
 const STARTUP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 
-interface PreparedTarget {
-  launch: AgentLaunch;
-  description: string;
-  files: LayerSettings['files'];
-}
-
-/** Resolves the target and says how to start its agent; what it creates is undone by the cleanups. */
-async function prepareTarget(request: ExecRequest, target: Target, cleanups: (() => Promise<void> | void)[], signal: AbortSignal): Promise<PreparedTarget> {
+/** Resolves the target and readies its agent; what that creates is undone by the cleanups. */
+async function prepareTarget(
+  request: ExecRequest,
+  target: Target,
+  cleanups: (() => Promise<void> | void)[],
+  signal: AbortSignal,
+): Promise<{ prepared: PreparedSession; files: LayerSettings['files'] }> {
   const { progress } = request;
+  const prepared = await prepareSession(target, request.platforms, {
+    // Mirror uses the same iptables redirect as steal: both need NET_ADMIN.
+    redirects: request.incoming.mode !== 'off',
+    files: agentFileAccess(request.layer.files),
+    logLevel: request.agentLogLevel,
+    startupTimeoutMs: request.startupTimeoutMs,
+    onStep: (text) => progress.step(text),
+    onNote: (text) => progress.note(text),
+    signal,
+  });
+  cleanups.push(() => prepared.cleanup());
   let files = request.layer.files;
-  const keepFilesLocal = (why: string) => {
-    if (files.mode === 'local') return;
-    progress.note(`${formatTarget(target)} ${why}: the command's files stay local.`);
+  if (!prepared.hasProcess && files.mode !== 'local') {
+    progress.note(`${formatTarget(target)} has no file system of its own: the command's files stay local.`);
     files = { ...files, mode: 'local' };
-  };
-  if (target.platform === 'kubernetes') {
-    if (target.kind === 'targetless') keepFilesLocal('has no file system of its own');
-    // Loaded only for Kubernetes targets: the Kubernetes client is large, and local sessions start faster without it.
-    const { prepareKubeSession } = await import('../platform/kubernetes/session.js');
-    const session = await prepareKubeSession({
-      target,
-      kube: request.kubernetes.kube,
-      agent: request.kubernetes.agent,
-      // Mirror uses the same iptables redirect as steal: both need NET_ADMIN.
-      redirects: request.incoming.mode !== 'off',
-      files: agentFileAccess(files),
-      logLevel: request.agentLogLevel,
-      startupTimeoutMs: request.startupTimeoutMs,
-      onStep: (text) => progress.step(text),
-      onNote: (text) => progress.note(text),
-      signal,
-    });
-    cleanups.push(() => session.cleanup());
-    return { launch: session.launch, description: session.description, files };
   }
-  const resolved = resolveLocalTarget(target);
-  if (resolved.pid === null) keepFilesLocal('has no file system of its own');
-  return { launch: agentLaunch(resolved, { logLevel: request.agentLogLevel, files: agentFileAccess(files) }), description: resolved.description, files };
+  return { prepared, files };
 }
 
 async function runSession(
@@ -142,14 +127,14 @@ async function runSession(
   signal: AbortSignal,
 ): Promise<number> {
   const { progress } = request;
-  const { launch, description, files } = await prepareTarget(request, target, cleanups, signal);
+  const { prepared, files } = await prepareTarget(request, target, cleanups, signal);
   signal.throwIfAborted();
 
   const session = randomBytes(4).toString('hex');
   const sessionDir = mkdtempSync(join(tmpdir(), `remocal-${session}-`));
   const settings: IntproxySettings = {
     socket: join(sessionDir, 'intproxy.sock'),
-    agent: launch,
+    agent: prepared.launch,
     logFile: join(sessionDir, 'session.log'),
     logLevel: request.verbose ? 'debug' : 'info',
     startupTimeoutMs: request.startupTimeoutMs,
@@ -158,7 +143,7 @@ async function runSession(
 
   cleanups.push(() => rmSync(sessionDir, { recursive: true, force: true }));
   {
-    const step = progress.step(target.platform === 'kubernetes' ? `connecting to the agent` : `starting the agent in ${description}`);
+    const step = progress.step(prepared.linkStep);
     let intproxy = takePrewarmedIntproxy();
     if (intproxy !== undefined) {
       intproxy.send({ type: 'start', settings });

@@ -1,0 +1,23 @@
+// Which platform serves a target: the one place that chooses, so commands only ever prepare "a session".
+
+import type { KubePlatformSettings } from './kubernetes/session.js';
+import { localPlatform } from './local.js';
+import type { PrepareRequest, PreparedSession } from './platform.js';
+import type { Target } from './target.js';
+
+/** What the platforms need beyond the target, each its own group; a platform reads only its own. */
+export interface PlatformSettings {
+  kubernetes: KubePlatformSettings;
+}
+
+export async function prepareSession(target: Target, settings: PlatformSettings, request: PrepareRequest): Promise<PreparedSession> {
+  switch (target.platform) {
+    case 'local':
+      return localPlatform.prepare(target, request);
+    case 'kubernetes': {
+      // Loaded only for Kubernetes targets: the Kubernetes client is large, and local sessions start faster without it.
+      const { kubernetesPlatform } = await import('./kubernetes/session.js');
+      return kubernetesPlatform(settings.kubernetes).prepare(target, request);
+    }
+  }
+}
