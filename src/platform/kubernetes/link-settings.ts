@@ -4,6 +4,7 @@ export const KUBE_LINK_ENV = 'REMOCAL_KUBE_LINK';
 
 export interface KubeLinkSettings {
   kubeconfig?: string | undefined;
+  inCluster?: boolean | undefined;
   context?: string | undefined;
   namespace: string;
   pod: string;

@@ -83,7 +83,9 @@ async function prepareKubeSession(
 
     const link: KubeLinkSettings = {
       kubeconfig: settings.kube.kubeconfig,
-      context: kube.contextName,
+      inCluster: settings.kube.inCluster,
+      // connectKube takes no context with the in-cluster config, whose one context is its own.
+      context: settings.kube.inCluster === true ? undefined : kube.contextName,
       namespace: agent.namespace,
       pod: agent.podName,
       port: agent.port,
