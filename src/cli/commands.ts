@@ -146,8 +146,10 @@ function sessionRequest(options: ExecFlags, cmd: Command): Omit<ExecRequest, 'co
     startupTimeoutMs: config.agent.startup_timeout * 1000,
     progress,
     verbose,
-    kubernetes: kubernetesSettings(config),
-    operator: { use: config.operator, url: config.local_operator.url, token: config.local_operator.token, caFile: config.local_operator.ca_file },
+    platforms: {
+      kubernetes: kubernetesSettings(config),
+      operator: { use: config.operator, url: config.local_operator.url, token: config.local_operator.token, caFile: config.local_operator.ca_file },
+    },
   };
 }
 
@@ -159,7 +161,7 @@ function httpFilterSpec(filter: RemocalConfig['feature']['network']['incoming'][
 }
 
 /** The cluster and the agent's placement, from the config, for Kubernetes targets. */
-function kubernetesSettings(config: RemocalConfig): ExecRequest['kubernetes'] {
+function kubernetesSettings(config: RemocalConfig): ExecRequest['platforms']['kubernetes'] {
   return { kube: { kubeconfig: config.kubeconfig, context: config.kube_context, namespace: config.target.namespace }, agent: config.agent };
 }
 

@@ -24,16 +24,14 @@ import { distFile } from '../core/paths.js';
 import {
   INTPROXY_SETTINGS_ENV,
   LAYER_SETTINGS_ENV,
-  type AgentLaunch,
   type IncomingSettings,
   type IntproxyReport,
   type IntproxySettings,
   type LayerSettings,
 } from '../protocol/contracts.js';
 import { deserializeError } from '../protocol/wire-error.js';
-import type { KubeSettings } from '../platform/kubernetes/api.js';
-import type { KubeAgentConfig } from '../platform/kubernetes/session.js';
-import { agentLaunch, resolveLocalTarget } from '../platform/local.js';
+import type { PreparedSession } from '../platform/platform.js';
+import { prepareSession, type PlatformSettings } from '../platform/platforms.js';
 import { formatTarget, parseTarget, type Target } from '../platform/target.js';
 import { mergeEnvironment, type EnvPolicy } from './env.js';
 import type { Progress } from './progress.js';
@@ -51,10 +49,8 @@ export interface ExecRequest {
   verbose: boolean;
   /** Variables for the command on top of the session's environment (remocal's own commands use them). */
   commandEnv?: Record<string, string>;
-  /** How to reach the cluster and place the agent, for Kubernetes targets. */
-  kubernetes: { kube: KubeSettings; agent: KubeAgentConfig };
-  /** Whether to go through the operator, and where the local-mode one is. */
-  operator: { use: boolean | 'auto'; url: string | undefined; token: string | undefined; caFile: string | undefined };
+  /** What each platform needs beyond the target (for Kubernetes: how to reach the cluster, where to place the agent). */
+  platforms: PlatformSettings;
 }
 
 export const EXIT_REMOCAL_FAILED = 125;
@@ -102,61 +98,31 @@ export async function runExec(request: ExecRequest): Promise<number> {
 
 const STARTUP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 
-interface PreparedTarget {
-  launch: AgentLaunch;
-  description: string;
-  files: LayerSettings['files'];
-}
-
-/** Resolves the target and says how to start its agent; what it creates is undone by the cleanups. */
-async function prepareTarget(request: ExecRequest, target: Target, cleanups: (() => Promise<void> | void)[], signal: AbortSignal): Promise<PreparedTarget> {
+/** Resolves the target and readies its agent; what that creates is undone by the cleanups. */
+async function prepareTarget(
+  request: ExecRequest,
+  target: Target,
+  cleanups: (() => Promise<void> | void)[],
+  signal: AbortSignal,
+): Promise<{ prepared: PreparedSession; files: LayerSettings['files'] }> {
   const { progress } = request;
+  const prepared = await prepareSession(target, request.platforms, {
+    // Mirror uses the same iptables redirect as steal: both need NET_ADMIN.
+    redirects: request.incoming.mode !== 'off',
+    files: agentFileAccess(request.layer.files),
+    logLevel: request.agentLogLevel,
+    startupTimeoutMs: request.startupTimeoutMs,
+    onStep: (text) => progress.step(text),
+    onNote: (text) => progress.note(text),
+    signal,
+  });
+  cleanups.push(() => prepared.cleanup());
   let files = request.layer.files;
-  const keepFilesLocal = (why: string) => {
-    if (files.mode === 'local') return;
-    progress.note(`${formatTarget(target)} ${why}: the command's files stay local.`);
+  if (!prepared.hasProcess && files.mode !== 'local') {
+    progress.note(`${formatTarget(target)} has no file system of its own: the command's files stay local.`);
     files = { ...files, mode: 'local' };
-  };
-  if (target.platform === 'kubernetes') {
-    if (request.operator.use === true) {
-      throw new FeatureUnavailableError(`${formatTarget(target)} is a Kubernetes target, and this remocal reaches only local-mode operators so far.`, {
-        hint: 'Set `operator: false` (or leave it at "auto") to reach the pod directly, each session with its own agent.',
-      });
-    }
-    if (target.kind === 'targetless') keepFilesLocal('has no file system of its own');
-    // Loaded only for Kubernetes targets: the Kubernetes client is large, and local sessions start faster without it.
-    const { prepareKubeSession } = await import('../platform/kubernetes/session.js');
-    const session = await prepareKubeSession({
-      target,
-      kube: request.kubernetes.kube,
-      agent: request.kubernetes.agent,
-      // Mirror uses the same iptables redirect as steal: both need NET_ADMIN.
-      redirects: request.incoming.mode !== 'off',
-      files: agentFileAccess(files),
-      logLevel: request.agentLogLevel,
-      startupTimeoutMs: request.startupTimeoutMs,
-      onStep: (text) => progress.step(text),
-      onNote: (text) => progress.note(text),
-      signal,
-    });
-    cleanups.push(() => session.cleanup());
-    return { launch: session.launch, description: session.description, files };
   }
-  if (request.operator.use === true || (request.operator.use === 'auto' && request.operator.url !== undefined)) {
-    const { operatorAddress } = await import('../platform/operator/client.js');
-    const { prepareOperatorSession } = await import('../platform/operator/session.js');
-    const address = operatorAddress(request.operator);
-    const step = progress.step(`asking the operator at ${address.url} for ${formatTarget(target)}`);
-    const session = await prepareOperatorSession(address, target, { files: agentFileAccess(files), startupTimeoutMs: request.startupTimeoutMs });
-    if (!session.hasProcess) keepFilesLocal('has no file system of its own');
-    const others = session.others.length === 0 ? 'no other session on it' : `also there: ${session.others.map((other) => `${other.owner} (session ${other.id})`).join(', ')}`;
-    step.done(`through the operator: ${session.description}; ${others}`);
-    return { launch: session.launch, description: session.description, files };
-  }
-  if (request.operator.use === 'auto') progress.note('no operator configured (local_operator.url): reaching the target directly');
-  const resolved = resolveLocalTarget(target);
-  if (resolved.pid === null) keepFilesLocal('has no file system of its own');
-  return { launch: agentLaunch(resolved, { logLevel: request.agentLogLevel, files: agentFileAccess(files) }), description: resolved.description, files };
+  return { prepared, files };
 }
 
 async function runSession(
@@ -167,14 +133,14 @@ async function runSession(
   signal: AbortSignal,
 ): Promise<number> {
   const { progress } = request;
-  const { launch, description, files } = await prepareTarget(request, target, cleanups, signal);
+  const { prepared, files } = await prepareTarget(request, target, cleanups, signal);
   signal.throwIfAborted();
 
   const session = randomBytes(4).toString('hex');
   const sessionDir = mkdtempSync(join(tmpdir(), `remocal-${session}-`));
   const settings: IntproxySettings = {
     socket: join(sessionDir, 'intproxy.sock'),
-    agent: launch,
+    agent: prepared.launch,
     logFile: join(sessionDir, 'session.log'),
     logLevel: request.verbose ? 'debug' : 'info',
     startupTimeoutMs: request.startupTimeoutMs,
@@ -183,7 +149,7 @@ async function runSession(
 
   cleanups.push(() => rmSync(sessionDir, { recursive: true, force: true }));
   {
-    const step = progress.step(target.platform === 'kubernetes' ? `connecting to the agent` : `starting the agent in ${description}`);
+    const step = progress.step(prepared.linkStep);
     let intproxy = takePrewarmedIntproxy();
     if (intproxy !== undefined) {
       intproxy.send({ type: 'start', settings });

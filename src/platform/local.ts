@@ -5,9 +5,25 @@
 import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
 import { runChildSync } from '../core/child.js';
 import { distFile } from '../core/paths.js';
-import { PermissionDeniedError, TargetNotFoundError, ToolMissingError, FeatureUnavailableError } from '../core/errors.js';
+import { PermissionDeniedError, TargetNotFoundError, ToolMissingError } from '../core/errors.js';
 import type { AgentLaunch } from '../protocol/contracts.js';
+import type { Platform } from './platform.js';
 import { formatTarget, type LocalTarget } from './target.js';
+
+/** Nothing is created before the intproxy starts the agent, so there is nothing to clean up either. */
+export const localPlatform: Platform<LocalTarget> = {
+  async prepare(target, request) {
+    const resolved = resolveLocalTarget(target);
+    const hasProcess = resolved.pid !== null;
+    return {
+      launch: agentLaunch(resolved, { logLevel: request.logLevel, files: hasProcess ? request.files : 'off' }),
+      description: resolved.description,
+      linkStep: `starting the agent in ${resolved.description}`,
+      hasProcess,
+      cleanup: async () => {},
+    };
+  },
+};
 
 export interface ResolvedLocalTarget {
   target: LocalTarget;
@@ -100,10 +116,4 @@ export function agentLaunch(resolved: ResolvedLocalTarget, options: { agentScrip
   if (resolved.pid !== null) args.push('--pid', String(resolved.pid));
   else if (resolved.target.kind === 'netns') args.push('--netns', resolved.target.name);
   return { command: 'nsenter', args, target: formatTarget(resolved.target) };
-}
-
-export function unsupportedKubernetes(target: string): never {
-  throw new FeatureUnavailableError(`${target} is a Kubernetes target, and this build of remocal has no Kubernetes platform yet.`, {
-    hint: 'Use a local target (pid/<pid>, container/<name>, netns/<name>) for now.',
-  });
 }

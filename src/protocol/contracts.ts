@@ -117,6 +117,8 @@ export const KUBE_LINK_ENV = 'REMOCAL_KUBE_LINK';
 /** What the kube-link process needs to reach the agent. */
 export interface KubeLinkSettings {
   kubeconfig?: string | undefined;
+  /** Use the pod's own service account (the operator, running as a Deployment). */
+  inCluster?: boolean | undefined;
   context?: string | undefined;
   namespace: string;
   pod: string;

@@ -23,11 +23,17 @@ import {
   type RemocalError,
 } from '../../core/errors.js';
 
-const IN_CLUSTER_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
+/** Where a pod's service account (token, CA, namespace) is mounted. */
+const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
 
 export interface KubeSettings {
   /** A kubeconfig file; otherwise KUBECONFIG, ~/.kube/config, or the in-cluster config, as kubectl. */
   kubeconfig?: string | undefined;
+  /**
+   * The pod's own service account and nothing else (the operator, running as a Deployment): a stray KUBECONFIG
+   * in its environment must not point it at another cluster. Excludes `kubeconfig` and `context`.
+   */
+  inCluster?: boolean | undefined;
   context?: string | undefined;
   /** Otherwise the context's namespace, otherwise `default`. */
   namespace?: string | undefined;
@@ -45,17 +51,20 @@ export interface Kube {
   custom: CustomObjectsApi;
 }
 
-export function connectKube(settings: KubeSettings): Kube {
+/** `serviceAccountRoot`: what the service account's path is under; '' in a pod, a directory of their own in tests. */
+export function connectKube(settings: KubeSettings, options: { serviceAccountRoot?: string } = {}): Kube {
   const config = new KubeConfig();
   try {
-    if (settings.kubeconfig !== undefined) {
+    if (settings.inCluster === true) {
+      loadInCluster(config, settings, options.serviceAccountRoot ?? '');
+    } else if (settings.kubeconfig !== undefined) {
       if (!existsSync(settings.kubeconfig)) throw new KubeConfigError(`The kubeconfig ${settings.kubeconfig} does not exist.`);
       config.loadFromFile(settings.kubeconfig);
     } else {
       // loadFromDefault falls back to http://localhost:8080 when it finds nothing, which would only ever fail
       // with "connection refused"; say what is missing instead.
       const files = (process.env.KUBECONFIG ?? '').split(delimiter).filter((file) => file !== '');
-      const found = files.length > 0 ? files.some((file) => existsSync(file)) : existsSync(join(homedir(), '.kube', 'config')) || existsSync(IN_CLUSTER_TOKEN);
+      const found = files.length > 0 ? files.some((file) => existsSync(file)) : existsSync(join(homedir(), '.kube', 'config')) || existsSync(`${SERVICE_ACCOUNT_DIR}/token`);
       if (!found) {
         throw new KubeConfigError(
           files.length > 0 ? `KUBECONFIG names no file that exists (${process.env.KUBECONFIG}).` : 'No kubeconfig found: KUBECONFIG is not set and ~/.kube/config does not exist.',
@@ -94,6 +103,26 @@ export function connectKube(settings: KubeSettings): Kube {
     batch: config.makeApiClient(BatchV1Api),
     custom: config.makeApiClient(CustomObjectsApi),
   };
+}
+
+/** loadFromCluster checks nothing: outside a pod it would build a server "https://undefined:undefined". */
+function loadInCluster(config: KubeConfig, settings: KubeSettings, root: string): void {
+  if (settings.kubeconfig !== undefined || settings.context !== undefined) {
+    throw new KubeConfigError('The in-cluster config and a kubeconfig or context exclude each other: give one of them.');
+  }
+  const { KUBERNETES_SERVICE_HOST: host, KUBERNETES_SERVICE_PORT: port } = process.env;
+  if (host === undefined || host === '' || port === undefined || port === '') {
+    throw new KubeConfigError('The in-cluster config needs KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT, which are not set: this is not running in a pod.', {
+      hint: 'Run it in a pod, or give it a kubeconfig instead.',
+    });
+  }
+  const token = `${root}${SERVICE_ACCOUNT_DIR}/token`;
+  if (!existsSync(token)) {
+    throw new KubeConfigError(`The in-cluster config needs the service account token ${token}, which does not exist.`, {
+      hint: 'The pod must mount its service account token: check automountServiceAccountToken on the pod and its service account.',
+    });
+  }
+  config.loadFromCluster(root);
 }
 
 /** What a call was trying to do, in RBAC's words: it names the permission when the answer is 403. */

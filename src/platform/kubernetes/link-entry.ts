@@ -23,7 +23,7 @@ async function main(): Promise<number> {
     process.stderr.write(`kube-link: ${KUBE_LINK_ENV} and ${LINK_KEY_ENV} must be set\n`);
     return 2;
   }
-  const kube = connectKube({ kubeconfig: settings.kubeconfig, context: settings.context, namespace: settings.namespace });
+  const kube = connectKube({ kubeconfig: settings.kubeconfig, inCluster: settings.inCluster, context: settings.context, namespace: settings.namespace });
   const stream = await openAgentStream(kube.config, { namespace: settings.namespace, pod: settings.pod, port: settings.port, privateKey }, { deadline: Date.now() + settings.timeoutMs });
   // process.stdout writes to a pipe synchronously; a socket over fd 1 is asynchronous and honours backpressure.
   const stdout = new Socket({ fd: 1, readable: false, writable: true });

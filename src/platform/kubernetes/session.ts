@@ -1,11 +1,12 @@
-// A Kubernetes session, from target string to a running agent and the launch of the link to it: what
-// `remocal exec` and `remocal port-forward` need, with the steps shown as they wait.
+// The Kubernetes platform: a session from target string to a running agent and the launch of the link to it,
+// with the steps shown as they wait.
 
 import { randomBytes, randomInt } from 'node:crypto';
 import { distFile, packageVersion } from '../../core/paths.js';
 import { LINK_KEY_ENV, newSessionKeys } from '../../protocol/agent-auth.js';
 import { KUBE_LINK_ENV, type AgentLaunch, type KubeLinkSettings } from '../../protocol/contracts.js';
 import type { RemocalConfig } from '../../config/index.js';
+import type { Platform, PrepareRequest, PreparedSession } from '../platform.js';
 import { formatTarget, type KubernetesTarget } from '../target.js';
 import { connectKube, type Kube, type KubeSettings } from './api.js';
 import { startKubeAgent } from './agent.js';
@@ -18,29 +19,10 @@ export type KubeAgentConfig = Pick<
   'image' | 'namespace' | 'ephemeral' | 'privileged' | 'labels' | 'annotations' | 'tolerations' | 'node_selector' | 'resources' | 'service_account' | 'ttl'
 >;
 
-export interface KubeSessionRequest {
-  target: KubernetesTarget;
+/** How to reach the cluster and where to place the agent. */
+export interface KubePlatformSettings {
   kube: KubeSettings;
   agent: KubeAgentConfig;
-  /** The session mirrors or steals: the agent redirects ports with iptables. */
-  redirects: boolean;
-  files: 'off' | 'read' | 'write';
-  logLevel: string;
-  startupTimeoutMs: number;
-  onStep: (text: string) => { done(result?: string): void };
-  onNote: (text: string) => void;
-  /** Ends the start-up's waits (Ctrl-C); what was created is still removed. */
-  signal?: AbortSignal;
-}
-
-export interface KubeSession {
-  launch: AgentLaunch;
-  /** "pod/orders-… (picked from deployment/orders), container app". */
-  description: string;
-  /** False for targetless: no process, so no environment and no files of a target. */
-  hasProcess: boolean;
-  /** Removes the agent's Job and anything resolving created; idempotent. */
-  cleanup(): Promise<void>;
 }
 
 /** How often the intproxy pings a Kubernetes agent; the agent drops a link silent for three of these. */
@@ -50,15 +32,24 @@ export function defaultAgentImage(): string {
   return `remocal/agent:${packageVersion()}`;
 }
 
-export async function prepareKubeSession(request: KubeSessionRequest, connect: (settings: KubeSettings) => Kube = connectKube): Promise<KubeSession> {
-  const kube = connect(request.kube);
+export function kubernetesPlatform(settings: KubePlatformSettings, connect: (settings: KubeSettings) => Kube = connectKube): Platform<KubernetesTarget> {
+  return { prepare: (target, request) => prepareKubeSession(settings, target, request, connect) };
+}
+
+async function prepareKubeSession(
+  settings: KubePlatformSettings,
+  target: KubernetesTarget,
+  request: PrepareRequest,
+  connect: (settings: KubeSettings) => Kube,
+): Promise<PreparedSession> {
+  const kube = connect(settings.kube);
   const cleanups: (() => Promise<void>)[] = [];
   const cleanup = async () => {
     for (const step of cleanups.splice(0).reverse()) await step();
   };
   try {
-    const resolving = request.onStep(`resolving ${formatTarget(request.target)} in namespace ${kube.namespace} (context ${kube.contextName})`);
-    const resolved = await resolveKubeTarget(kube, request.target, { onWait: request.onNote, startupTimeoutMs: request.startupTimeoutMs, signal: request.signal });
+    const resolving = request.onStep(`resolving ${formatTarget(target)} in namespace ${kube.namespace} (context ${kube.contextName})`);
+    const resolved = await resolveKubeTarget(kube, target, { onWait: request.onNote, startupTimeoutMs: request.startupTimeoutMs, signal: request.signal });
     cleanups.push(() => resolved.release());
     resolving.done(`target: ${resolved.description}`);
 
@@ -67,16 +58,16 @@ export async function prepareKubeSession(request: KubeSessionRequest, connect: (
     // A high port few servers use; the agent's listen fails loudly on the rare clash.
     const port = randomInt(40_000, 59_000);
     const placement: AgentPlacement = {
-      image: request.agent.image ?? defaultAgentImage(),
-      namespace: request.agent.namespace ?? resolved.namespace,
-      labels: request.agent.labels,
-      annotations: request.agent.annotations,
-      tolerations: request.agent.tolerations,
-      nodeSelector: request.agent.node_selector,
-      resources: request.agent.resources,
-      serviceAccount: request.agent.service_account,
-      privileged: request.agent.privileged,
-      ttlSeconds: request.agent.ttl,
+      image: settings.agent.image ?? defaultAgentImage(),
+      namespace: settings.agent.namespace ?? resolved.namespace,
+      labels: settings.agent.labels,
+      annotations: settings.agent.annotations,
+      tolerations: settings.agent.tolerations,
+      nodeSelector: settings.agent.node_selector,
+      resources: settings.agent.resources,
+      serviceAccount: settings.agent.service_account,
+      privileged: settings.agent.privileged,
+      ttlSeconds: settings.agent.ttl,
       logLevel: request.logLevel,
     };
     const starting = request.onStep(`starting the agent (${placement.image})`);
@@ -85,14 +76,16 @@ export async function prepareKubeSession(request: KubeSessionRequest, connect: (
       resolved,
       placement,
       { session, port, publicKey: keys.publicKey, redirects: request.redirects, files: resolved.kind === 'pod' ? request.files : 'off' },
-      { ephemeral: request.agent.ephemeral, timeoutMs: request.startupTimeoutMs, onWait: request.onNote, signal: request.signal },
+      { ephemeral: settings.agent.ephemeral, timeoutMs: request.startupTimeoutMs, onWait: request.onNote, signal: request.signal },
     );
     cleanups.push(() => agent.remove());
     starting.done(`agent: ${agent.description}`);
 
     const link: KubeLinkSettings = {
-      kubeconfig: request.kube.kubeconfig,
-      context: kube.contextName,
+      kubeconfig: settings.kube.kubeconfig,
+      inCluster: settings.kube.inCluster,
+      // connectKube takes no context with the in-cluster config, whose one context is its own.
+      context: settings.kube.inCluster === true ? undefined : kube.contextName,
       namespace: agent.namespace,
       pod: agent.podName,
       port: agent.port,
@@ -109,6 +102,7 @@ export async function prepareKubeSession(request: KubeSessionRequest, connect: (
         pingIntervalMs: KUBE_PING_INTERVAL_MS,
       },
       description: resolved.description,
+      linkStep: 'connecting to the agent',
       hasProcess: resolved.kind === 'pod',
       cleanup,
     };

@@ -1,0 +1,35 @@
+// The operator as one more platform: the operator resolves the target and owns its shared agent, so preparing
+// a session is asking the operator about the target (which also proves the address and the token), and the
+// launch the intproxy runs is operator-link, which opens the session's stream. Nothing is created on this side,
+// and the operator removes what the session held when its stream ends.
+
+import type { Platform } from '../platform.js';
+import type { LocalTarget } from '../target.js';
+import { formatTarget } from '../target.js';
+import { operatorAddress } from './client.js';
+import { prepareOperatorSession } from './session.js';
+
+export interface OperatorPlatformSettings {
+  /** `true`: always (fail without one); `auto`: when `url` is set; `false`: never. */
+  use: boolean | 'auto';
+  url: string | undefined;
+  token: string | undefined;
+  caFile: string | undefined;
+}
+
+export function wantsOperator(settings: OperatorPlatformSettings): boolean {
+  return settings.use === true || (settings.use === 'auto' && settings.url !== undefined);
+}
+
+export function operatorPlatform(settings: OperatorPlatformSettings): Platform<LocalTarget> {
+  return {
+    async prepare(target, request) {
+      const address = operatorAddress(settings);
+      const step = request.onStep(`asking the operator at ${address.url} for ${formatTarget(target)}`);
+      const session = await prepareOperatorSession(address, target, { files: request.files, startupTimeoutMs: request.startupTimeoutMs });
+      const others = session.others.length === 0 ? 'no other session on it' : `also there: ${session.others.map((other) => `${other.owner} (session ${other.id})`).join(', ')}`;
+      step.done(`through the operator: ${session.description}; ${others}`);
+      return { launch: session.launch, description: session.description, linkStep: 'connecting to the session', hasProcess: session.hasProcess, cleanup: async () => undefined };
+    },
+  };
+}
