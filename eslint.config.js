@@ -85,7 +85,7 @@ export default tseslint.config(
   {
     // Only process entry points decide when the process ends.
     files: ['src/**/*.ts'],
-    ignores: ['src/cli/main.ts', 'src/cli/program.ts', 'src/cli/demo/demo.ts', 'src/agent/main.ts', 'src/intproxy/main.ts', 'src/cli/demo/pod-process.ts', 'src/agent/incoming/supervisor-entry.ts', 'src/platform/kubernetes/link-entry.ts', 'src/platform/operator/link-entry.ts', 'src/cli/port-forward/forwarder.ts'],
+    ignores: ['src/cli/main.ts', 'src/cli/program.ts', 'src/cli/demo/demo.ts', 'src/agent/main.ts', 'src/intproxy/main.ts', 'src/fixture/pod-process.ts', 'src/agent/incoming/supervisor-entry.ts', 'src/platform/kubernetes/link-entry.ts', 'src/platform/operator/link-entry.ts', 'src/cli/port-forward/forwarder.ts'],
     rules: {
       'no-restricted-properties': ['error', { object: 'process', property: 'exit', message: 'only process entry points exit; return or throw instead' }],
     },

@@ -12,7 +12,7 @@ import { writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { cleanupStalePods, createPod } from '../src/cli/demo/pod.js';
+import { cleanupStalePods, createPod } from '../src/fixture/pod.js';
 import { assertBuilt, cliPath, lastJson, repoRoot, runRemocal } from '../test/helpers/remocal.js';
 
 const { values } = parseArgs({ options: { iterations: { type: 'string', default: '2000' }, rounds: { type: 'string', default: '3' } } });

@@ -11,7 +11,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { cleanupStalePods, createPod, type Pod } from '../src/cli/demo/pod.js';
+import { cleanupStalePods, createPod, type Pod } from '../src/fixture/pod.js';
 import { assertBuilt, cliPath, repoRoot } from '../test/helpers/remocal.js';
 
 const { values } = parseArgs({

@@ -52,7 +52,7 @@ await Promise.all([
       // Started by the agent beside itself; removes the agent's iptables rules whenever the agent dies.
       'supervisor-entry': 'src/agent/incoming/supervisor-entry.ts',
       // The demo pod's own processes (DNS server, services, target app), run inside its namespaces.
-      pod: 'src/cli/demo/pod-process.ts',
+      pod: 'src/fixture/pod-process.ts',
       // `remocal port-forward`'s listeners, run as the session's command.
       forwarder: 'src/cli/port-forward/forwarder.ts',
     },

@@ -19,7 +19,7 @@ export async function prepareSession(target: Target, settings: PlatformSettings,
       if (wantsOperator(settings.operator)) {
         return operatorPlatform(settings.operator).prepare(target, request);
       }
-      if (settings.operator.use === 'auto') request.onNote('no operator configured (local_operator.url): reaching the target directly');
+      // Direct: the progress line says the session starts an agent of its own, so which path was taken is shown.
       return localPlatform.prepare(target, request);
     }
     case 'kubernetes': {

@@ -8,7 +8,7 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { constants } from 'node:os';
 import { after, before, describe, it } from 'node:test';
-import type { Pod } from '../../src/cli/demo/pod.js';
+import type { Pod } from '../../src/fixture/pod.js';
 // @ts-expect-error: a plain ES module script without type declarations.
 import { ensureNode } from '../../scripts/node-versions.mjs';
 import { lastJson, runRemocal, startPodWithApp, stopPodWithApp } from '../helpers/remocal.js';

@@ -9,7 +9,7 @@ import http2 from 'node:http2';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { createPod, type Pod } from '../../src/cli/demo/pod.js';
+import { createPod, type Pod } from '../../src/fixture/pod.js';
 import { findAgent, waitFor } from '../helpers/processes.js';
 import { answeredFrom, httpRequest, type HttpAnswer } from '../helpers/net.js';
 import { podIptablesRules } from '../helpers/pod.js';

@@ -8,7 +8,7 @@ import type { ChildProcess } from 'node:child_process';
 import { after, before, beforeEach, afterEach, describe, it } from 'node:test';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Pod } from '../../src/cli/demo/pod.js';
+import type { Pod } from '../../src/fixture/pod.js';
 import { childExited, startChild } from '../../src/core/child.js';
 import { distFile } from '../../src/core/paths.js';
 import { installFakeKubelet, portForwardInto, type FakeKubelet } from '../helpers/fake-kubelet.js';

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import type { Pod } from '../../src/cli/demo/pod.js';
+import type { Pod } from '../../src/fixture/pod.js';
 import { lastJson, runRemocal, startPodWithApp, stopPodWithApp } from '../helpers/remocal.js';
 
 let pod: Pod;

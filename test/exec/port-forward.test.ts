@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { createServer as createHttpServer, type Server } from 'node:http';
 import { after, before, describe, it } from 'node:test';
-import type { Pod } from '../../src/cli/demo/pod.js';
+import type { Pod } from '../../src/fixture/pod.js';
 import { runRemocal, startPodWithApp, startRemocal, stopPodWithApp } from '../helpers/remocal.js';
 import { waitFor } from '../helpers/processes.js';
 import { echoThrough, freePort, httpRequest } from '../helpers/net.js';

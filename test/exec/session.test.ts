@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { after, before, describe, it } from 'node:test';
-import { createPod, type Pod } from '../../src/cli/demo/pod.js';
+import { createPod, type Pod } from '../../src/fixture/pod.js';
 import { findAgent, listProcesses, waitFor } from '../helpers/processes.js';
 import { runRemocal, startRemocal, startPodWithApp, stopPodWithApp } from '../helpers/remocal.js';
 

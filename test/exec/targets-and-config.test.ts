@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { createPod, cleanupStalePods, type Pod } from '../../src/cli/demo/pod.js';
+import { createPod, cleanupStalePods, type Pod } from '../../src/fixture/pod.js';
 // @ts-expect-error: a plain ES module script without type declarations.
 import { ensureNode } from '../../scripts/node-versions.mjs';
 import { assertBuilt, lastJson, runRemocal, writeApp } from '../helpers/remocal.js';

@@ -4,7 +4,7 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import type { Pod } from '../../src/cli/demo/pod.js';
+import type { Pod } from '../../src/fixture/pod.js';
 import { join } from 'node:path';
 import { lastJson, repoRoot, runRemocal, startPodWithApp, stopPodWithApp } from '../helpers/remocal.js';
 

@@ -7,7 +7,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { Duplex } from 'node:stream';
 import { startChild } from '../../src/core/child.js';
-import type { Pod } from '../../src/cli/demo/pod.js';
+import type { Pod } from '../../src/fixture/pod.js';
 import { distFile } from '../../src/core/paths.js';
 import { loadFixture, type FakeKubeApi } from './kube-api.js';
 

@@ -1,15 +1,15 @@
-// Test access to the demo pod (src/cli/demo/pod.ts). Tests run the pod process from source through tsx, so
+// Test access to the demo pod (src/fixture/pod.ts). Tests run the pod process from source through tsx, so
 // they need no build; every pod a test creates is destroyed, even when the test fails.
 
 import { fileURLToPath } from 'node:url';
-import { cleanupStalePods, createPod, type Pod, type PodOptions } from '../../src/cli/demo/pod.js';
+import { cleanupStalePods, createPod, type Pod, type PodOptions } from '../../src/fixture/pod.js';
 
 /** The pod process from source. Absolute paths: the pod process starts in `/`. */
 export const podProcessFromSource: readonly string[] = [
   process.execPath,
   '--import',
   import.meta.resolve('tsx'),
-  fileURLToPath(new URL('../../src/cli/demo/pod-process.ts', import.meta.url)),
+  fileURLToPath(new URL('../../src/fixture/pod-process.ts', import.meta.url)),
 ];
 
 let staleRemoved: Promise<unknown> | undefined;

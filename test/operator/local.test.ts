@@ -8,7 +8,7 @@ import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { Pod } from '../../src/cli/demo/pod.js';
+import type { Pod } from '../../src/fixture/pod.js';
 import { startChild, stopChild } from '../../src/core/child.js';
 import { answeredFrom, httpRequest } from '../helpers/net.js';
 import { podIptablesRules } from '../helpers/pod.js';

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { startChild } from '../../core/child.js';
 import { PermissionDeniedError } from '../../core/errors.js';
 import { distFile, packageRoot } from '../../core/paths.js';
-import { createPod, cleanupStalePods, type Pod } from './pod.js';
+import { createPod, cleanupStalePods, type Pod } from '../../fixture/pod.js';
 
 export async function runDemo(options: { keep: boolean }): Promise<number> {
   if (process.getuid?.() !== 0) {

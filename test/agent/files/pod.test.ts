@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { TargetFiles } from '../../../src/agent/files/service.js';
-import type { Pod } from '../../../src/cli/demo/pod.js';
+import type { Pod } from '../../../src/fixture/pod.js';
 import type { FileResult } from '../../../src/protocol/messages.js';
 import { createTestPod } from '../../helpers/pod.js';
 

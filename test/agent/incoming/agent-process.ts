@@ -5,7 +5,7 @@ import type { ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { childExited, startChild, stopChild } from '../../../src/core/child.js';
-import type { Pod } from '../../../src/cli/demo/pod.js';
+import type { Pod } from '../../../src/fixture/pod.js';
 
 const script = fileURLToPath(new URL('./redirect-agent.ts', import.meta.url));
 

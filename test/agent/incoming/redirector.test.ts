@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import type { Pod } from '../../../src/cli/demo/pod.js';
+import type { Pod } from '../../../src/fixture/pod.js';
 import { runInPod, withPod } from '../../helpers/pod.js';
 import { waitFor } from '../../helpers/processes.js';
 import { AgentProcess, STOLEN_BODY } from './agent-process.js';

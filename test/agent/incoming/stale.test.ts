@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { childExited, startChild } from '../../../src/core/child.js';
 import { chooseBackend, remocalChains } from '../../../src/agent/incoming/iptables.js';
-import type { Pod } from '../../../src/cli/demo/pod.js';
+import type { Pod } from '../../../src/fixture/pod.js';
 import { withPod } from '../../helpers/pod.js';
 import { AgentProcess } from './agent-process.js';
 
