@@ -87,6 +87,12 @@ export class KubeForbiddenError extends defineError(
   'user',
   'Ask your cluster admin for the permission; docs/kubernetes.md#rbac lists what each mode needs.',
 ) {}
+export class PortHeldError extends defineError(
+  'REMOCAL_PORT_HELD',
+  'user',
+  'To share one port between developers (each with an HTTP filter), use the remocal operator: see docs/operator.md. ' +
+    'Without it, one session at a time steals or mirrors a port: stop the other session (its `remocal exec`), then start yours again.',
+) {}
 
 // --- config: the configuration is wrong --------------------------------------------------------------
 export class ConfigError extends defineError('REMOCAL_CONFIG_INVALID', 'config', 'Run `remocal verify-config` to check the file.') {}
@@ -145,6 +151,7 @@ export const errorCatalog = [
   FeatureUnavailableError,
   TargetNotReadyError,
   KubeForbiddenError,
+  PortHeldError,
   ConfigError,
   ConfigNotFoundError,
   KubeConfigError,
