@@ -20,4 +20,4 @@ export type IntproxyReport =
   | { type: 'fatal'; error: SerializedError }
   /** A port of the target now sends its traffic to the app: the user sees it happen. */
   | { type: 'subscribed'; port: number; localPort: number; mode: 'mirror' | 'steal'; filtered: boolean }
-  | { type: 'subscribe_failed'; port: number; message: string };
+  | { type: 'subscribe_failed'; port: number; code: string; message: string; hint?: string };

@@ -35,6 +35,8 @@ export interface RemoteFailure {
   message: string;
   errno?: number;
   syscall?: string;
+  /** What the user can do about a REMOCAL_… failure, as the error catalog's hint. */
+  hint?: string;
 }
 
 export type Result<T> = { ok: true; value: T } | { ok: false; error: RemoteFailure };

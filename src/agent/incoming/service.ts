@@ -82,7 +82,8 @@ export class IncomingService {
     } catch (error) {
       this.subscriptions.delete(subscription.id);
       this.byPort.delete(request.port);
-      return { ok: false, error: { code: (error as { code?: string }).code ?? 'REMOCAL_INCOMING_FAILED', message: (error as Error).message } };
+      const { code, hint } = error as { code?: string; hint?: string };
+      return { ok: false, error: { code: code ?? 'REMOCAL_INCOMING_FAILED', message: (error as Error).message, ...(hint === undefined ? {} : { hint }) } };
     }
     this.log.info({ port: request.port, mode: request.mode, filtered: subscription.filter !== null }, 'subscribed');
     return { ok: true, value: { subscription: subscription.id, mode: request.mode } };
