@@ -191,7 +191,7 @@ async function runSession(
       intproxy.on('message', (message: IntproxyReport) => {
         if (message.type === 'fatal') resolve(deserializeError(message.error));
         else if (message.type === 'subscribed') progress.note(describeSubscription(message, formatTarget(target)));
-        else if (message.type === 'subscribe_failed') progress.note(`could not subscribe to port ${message.port} of ${formatTarget(target)}: ${message.message}`);
+        else if (message.type === 'subscribe_failed') progress.note(describeSubscribeFailure(message, formatTarget(target)));
       });
     });
     const outcome = await Promise.race([
@@ -215,6 +215,14 @@ function agentFileAccess(files: LayerSettings['files']): 'off' | 'read' | 'write
   if (files.mode === 'local') return 'off';
   if (files.mode === 'write' || files.readWrite.length > 0) return 'write';
   return 'read';
+}
+
+/** As the CLI prints an error: message, then the hint and the code of a remocal error (not of an errno). */
+function describeSubscribeFailure(message: Extract<IntproxyReport, { type: 'subscribe_failed' }>, target: string): string {
+  const lines = [`could not subscribe to port ${message.port} of ${target}: ${message.message}`];
+  if (message.hint) lines.push(`  hint: ${message.hint}`);
+  if (message.code.startsWith('REMOCAL_')) lines.push(`  (${message.code})`);
+  return lines.join('\n');
 }
 
 function describeSubscription(message: Extract<IntproxyReport, { type: 'subscribed' }>, target: string): string {

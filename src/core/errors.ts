@@ -87,6 +87,12 @@ export class KubeForbiddenError extends defineError(
   'user',
   'Ask your cluster admin for the permission; docs/kubernetes.md#rbac lists what each mode needs.',
 ) {}
+export class PortHeldError extends defineError(
+  'REMOCAL_PORT_HELD',
+  'user',
+  'To share one port between developers (each with an HTTP filter), use the remocal operator: see docs/operator.md. ' +
+    'Without it, one session at a time steals or mirrors a port: stop the other session (its `remocal exec`), then start yours again.',
+) {}
 
 export class OperatorForbiddenError extends defineError('REMOCAL_OPERATOR_FORBIDDEN', 'user', 'Ask an admin of the operator for the right.') {}
 
@@ -159,6 +165,7 @@ export const errorCatalog = [
   FeatureUnavailableError,
   TargetNotReadyError,
   KubeForbiddenError,
+  PortHeldError,
   ConfigError,
   ConfigNotFoundError,
   KubeConfigError,

@@ -54,7 +54,8 @@ export class IncomingRouter {
       const filtered = answer.value.mode === 'steal' && this.settings.filter !== null && (this.settings.filter.ports?.includes(request.remotePort) ?? true);
       this.report({ type: 'subscribed', port: request.remotePort, localPort: request.localPort, mode: answer.value.mode, filtered });
     } else {
-      this.report({ type: 'subscribe_failed', port: request.remotePort, message: answer.error.message });
+      const { code, message, hint } = answer.error;
+      this.report({ type: 'subscribe_failed', port: request.remotePort, code, message, ...(hint === undefined ? {} : { hint }) });
     }
     return answer;
   }

@@ -1,6 +1,7 @@
 // Incoming traffic end to end: requests sent from the host to the pod's IP, with the local app run through
 // `remocal exec`. Mirror, steal, filtered steal on one keep-alive connection, h2c, websocket upgrade,
-// port_mapping, the local app failing, and no iptables rule left behind.
+// port_mapping, the local app failing, a second session's steal of a held port refused, and no iptables rule
+// left behind.
 
 import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -304,6 +305,43 @@ describe('incoming traffic', () => {
     } finally {
       await s.stop();
       project.remove();
+    }
+  });
+
+  it('without the operator, a second steal of a held port is refused naming the first session, which keeps its traffic', async () => {
+    const first = await session(['--steal']);
+    const holder = await waitFor(() => findAgent(pod.pid), 'the first session\'s agent');
+    const chain = /REMOCAL-[0-9a-f]{8}/.exec(await iptablesRules())?.[0];
+    assert.ok(chain !== undefined, 'the first session has a chain');
+    const second = startRemocal(['exec', '-t', `pid/${pod.pid}`, '--steal', '--', process.execPath, join(app.dir, 'app.mjs')], { cwd: app.dir, timeoutMs: 60_000 });
+    let stderr = '';
+    let stdout = '';
+    second.child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk));
+    second.child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk));
+    try {
+      const port = pod.ports.target;
+      await waitFor(() => /\(REMOCAL_PORT_HELD\)/.test(stderr), `the refusal (stderr so far: ${stderr})`, 15_000);
+      const held = `port ${port} of the target is already taken by another remocal session \\(chain ${chain}, agent pid ${holder.pid}\\)`;
+      assert.match(stderr, new RegExp(`^remocal: could not subscribe to port ${port} of pid/${pod.pid}: ${held}$`, 'm'));
+      assert.match(stderr, /^ {2}hint: To share one port between developers \(each with an HTTP filter\), use the remocal operator: see docs\/operator\.md\..*stop the other session/m);
+      assert.doesNotMatch(stderr, /remocal: stealing/);
+
+      const answer = await request('/still-the-first');
+      assert.equal(answeredFrom(answer.body), 'local');
+      await waitFor(() => first.seen().some((entry) => entry.saw === 'GET /still-the-first'), 'the first session to get the request');
+      assert.doesNotMatch(stdout, /still-the-first/, 'the refused session gets nothing');
+    } finally {
+      second.child.kill('SIGTERM');
+      await second.done;
+      await first.stop();
+    }
+    // The holder is gone: the port can be stolen again.
+    const next = await session(['--steal']);
+    try {
+      assert.equal(answeredFrom((await request('/next')).body), 'local');
+      assert.ok(next.seen().some((entry) => entry.saw === 'GET /next'));
+    } finally {
+      await next.stop();
     }
   });
 

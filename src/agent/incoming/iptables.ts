@@ -195,3 +195,32 @@ export function remocalChains(saved: string): RemocalChain[] {
   }
   return chains;
 }
+
+// How the rules of this file read back from `iptables-save`: `--syn` prints as `--tcp-flags …`, the rest as
+// written. `--dport` must not match `--dports` (multiport), which remocal never writes.
+const DPORT = / --dport (\d+)(?= |$)/;
+const JUMP = / -j (\S+)/;
+const NEW_STATE = / --ctstate (?:\S+,)?NEW(?:,\S+)? /;
+
+/**
+ * The remocal chains of `saved` that take new connections to `port` away from the target: the chain REDIRECTs
+ * the port, and no RETURN of new connections (for that port, or for every port) comes first. Such a RETURN is
+ * what a session puts in front when it releases a port or ends (bypassNewConnections), so a released port or a
+ * draining session holds nothing, though its REDIRECT is still there for the connections it carries. Whether
+ * the owner is alive is the caller's question.
+ */
+export function portHolders(saved: string, port: number): RemocalChain[] {
+  const nat = natTable(saved);
+  const rules = nat.split('\n').filter((line) => line.startsWith('-A '));
+  return remocalChains(saved).filter(({ chain }) => {
+    // iptables-save lists a chain's rules in the order the kernel walks them: the first that decides wins.
+    for (const rule of rules) {
+      if (!rule.startsWith(`-A ${chain} `)) continue;
+      const dport = DPORT.exec(rule)?.[1];
+      const target = JUMP.exec(rule)?.[1];
+      if (target === 'RETURN' && NEW_STATE.test(rule) && (dport === undefined || Number(dport) === port)) return false;
+      if (target === 'REDIRECT' && dport !== undefined && Number(dport) === port) return true;
+    }
+    return false;
+  });
+}

@@ -7,21 +7,32 @@
 // cleanup supervisor (supervisor.ts) started before any rule exists so that no rule can outlive the agent,
 // then the session's chain. The agent joins the exempt group first, so that every connection it makes to the
 // original server, passthrough included, reaches that server rather than its own listener.
+//
+// Another session's agent in the same target has a chain of its own, and the chain jumped to first takes the
+// port: each new chain's jumps go in front, so a second steal of a port would silently take it from the first
+// session. So a port another live session holds is refused (PortHeldError) before any rule is added. The read
+// and the rule are two commits, so two sessions that take the same port within the same few milliseconds can
+// still both pass; sharing a port for real is the operator's job.
 
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
+import { PortHeldError } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
 import {
   AGENT_EXEMPT_GID,
+  BACKENDS,
   addRedirect,
   chainNameFor,
   createChain,
   detectBackend,
   bypassNewConnections,
+  portHolders,
   removeChain,
+  saveRules,
   takeNewConnections,
   type IptablesBackend,
 } from './iptables.js';
+import { isAlive } from './stale.js';
 import { startCleanupSupervisor, type CleanupSupervisor } from './supervisor.js';
 
 export interface OriginalDestination {
@@ -83,7 +94,14 @@ export class Redirector {
     } else if (this.released.delete(port)) {
       // Released earlier in this session and kept for its connections: take new ones again.
       redirection = redirection.then(async (existing) => {
-        await takeNewConnections((await this.setUp()).backend, this.chain, port);
+        try {
+          // Another session may have taken the port while this one had let it go.
+          await this.refuseIfHeld(port);
+          await takeNewConnections((await this.setUp()).backend, this.chain, port);
+        } catch (error) {
+          this.released.add(port); // Its bypass is still in front.
+          throw error;
+        }
         return existing;
       });
     }
@@ -153,7 +171,25 @@ export class Redirector {
     return this.rules;
   }
 
+  /**
+   * Throws PortHeldError if another live session's chain takes new connections to `port`. Both backends are
+   * read: another agent may have chosen the other one, and its rules would win or lose by hook order alone.
+   */
+  private async refuseIfHeld(port: number): Promise<void> {
+    const saved = await Promise.all(BACKENDS.map((backend) => saveRules(backend)));
+    const holder = saved
+      .flatMap((text) => portHolders(text, port))
+      .find(({ chain, ownerPid }) => chain !== this.chain && ownerPid !== undefined && isAlive(ownerPid));
+    if (holder === undefined) return;
+    // A REDIRECT does not say whether its session steals or mirrors, hence "taken".
+    throw new PortHeldError(
+      `port ${port} of the target is already taken by another remocal session (chain ${holder.chain}, agent pid ${holder.ownerPid})`,
+      { details: { port, chain: holder.chain, ownerPid: holder.ownerPid } },
+    );
+  }
+
   private async openRedirection(port: number): Promise<Redirection> {
+    await this.refuseIfHeld(port);
     const { backend } = await this.setUp();
     const listener = net.createServer({ pauseOnConnect: false }, (socket) => {
       this.options.onConnection(socket, { address: socket.localAddress ?? '', port });

@@ -118,7 +118,8 @@ export class IncomingService {
       await (await this.redirectorReady()).redirect(request.port);
     } catch (error) {
       this.remove(subscription);
-      return { ok: false, error: { code: (error as { code?: string }).code ?? 'REMOCAL_INCOMING_FAILED', message: (error as Error).message } };
+      const { code, hint } = error as { code?: string; hint?: string };
+      return { ok: false, error: { code: code ?? 'REMOCAL_INCOMING_FAILED', message: (error as Error).message, ...(hint === undefined ? {} : { hint }) } };
     }
     this.log.info({ port: request.port, mode: request.mode, filtered: filter !== null, session: session.id }, 'subscribed');
     return { ok: true, value: { subscription: id, mode: request.mode } };

@@ -8,7 +8,8 @@
 import { existsSync } from 'node:fs';
 import { BACKENDS, remocalChains, removeChain, saveRules, type IptablesBackend } from './iptables.js';
 
-function isAlive(pid: number): boolean {
+/** Whether the agent that owns a chain (the pid in its jumps' comment) still runs. */
+export function isAlive(pid: number): boolean {
   return existsSync(`/proc/${pid}`);
 }
 

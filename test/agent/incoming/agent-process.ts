@@ -60,7 +60,9 @@ export class AgentProcess {
   async send(command: Record<string, unknown>): Promise<AgentReply> {
     this.child.stdin!.write(`${JSON.stringify(command)}\n`);
     const reply = await this.next();
-    if (reply.error !== undefined) throw new Error(`${String(command.op)} failed in the agent: ${reply.error}`);
+    if (reply.error !== undefined) {
+      throw Object.assign(new Error(`${String(command.op)} failed in the agent: ${reply.error}`), { code: reply.code, hint: reply.hint });
+    }
     return reply;
   }
 

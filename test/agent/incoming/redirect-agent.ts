@@ -67,7 +67,8 @@ for await (const line of createInterface({ input: process.stdin })) {
   try {
     report({ event: 'done', op: command.op, ...(await handle(command)) });
   } catch (error) {
-    report({ event: 'done', op: command.op, error: (error as Error).message });
+    const { code, hint } = error as { code?: string; hint?: string };
+    report({ event: 'done', op: command.op, error: (error as Error).message, code, hint });
   }
   if (command.op === 'close') break;
 }
