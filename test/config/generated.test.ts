@@ -152,6 +152,8 @@ test('configFlags lists the flags the CLI registers, keyed as commander names th
       { usage: '-n, --namespace <NAMESPACE>', attribute: 'namespace', path: 'target.namespace' },
       { usage: '--kubeconfig <FILE>', attribute: 'kubeconfig', path: 'kubeconfig' },
       { usage: '--context <CONTEXT>', attribute: 'context', path: 'kube_context' },
+      { usage: '--operator <true|false|auto>', attribute: 'operator', path: 'operator' },
+      { usage: '--operator-url <URL>', attribute: 'operatorUrl', path: 'local_operator.url' },
       { usage: '--fs-mode <MODE>', attribute: 'fsMode', path: 'feature.fs.mode' },
       { usage: '--steal', attribute: 'steal', path: 'feature.network.incoming.mode' },
     ],

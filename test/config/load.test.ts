@@ -180,7 +180,6 @@ test('a real-looking mirrord.json loads, with a warning for each mirrord option 
       '`feature.hostname` is a mirrord option remocal does not support yet; it is ignored.',
       '`sip_binaries` is a mirrord option remocal does not support yet; it is ignored.',
       '`telemetry` is a mirrord option remocal does not support yet; it is ignored.',
-      '`operator` is a mirrord option remocal does not support yet; it is ignored.',
       '`feature.network.outgoing.unix_streams` is a mirrord option remocal does not support yet; it is ignored.',
     ].sort(),
   );
