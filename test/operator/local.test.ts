@@ -251,6 +251,30 @@ describe('the local-mode operator', () => {
     }
   });
 
+  it('kill -9 of the operator: the CLI is told within 5 s, the rules go, the target keeps answering; a restarted operator serves again', async () => {
+    const alice = await session('alice', { mode: 'steal', http_filter: { header_filter: '^x-dev: alice$' } });
+    const agentPid = sharedAgents()[0];
+    assert.ok(agentPid !== undefined, 'a shared agent runs');
+    const killedAt = Date.now();
+    operator.kill('SIGKILL');
+    const end = await alice.exited;
+    assert.ok(Date.now() - killedAt < 5000, `the CLI ended ${Date.now() - killedAt} ms after the kill`);
+    assert.equal(end.code, 125, end.stderr);
+    assert.match(end.stderr, /operator/);
+    await waitFor(() => !sharedAgents().includes(agentPid), 'the shared agent to end with its operator', 10_000);
+    for (;;) {
+      const rules = await podIptablesRules(pod);
+      if (!/REMOCAL-/.test(rules)) break;
+      assert.ok(Date.now() - killedAt < 10_000, `the supervisor removes the rules:\n${rules}`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    assert.equal(answeredFrom((await httpRequest({ host: pod.ip, port: pod.ports.target, path: '/k', headers: { 'x-dev': 'alice' } })).body), 'target');
+    await startOperator();
+    const status = await runRemocal(['operator', 'status', '--json'], { env: operatorEnv('alice') });
+    assert.equal(status.code, 0, status.stderr);
+    assert.equal((JSON.parse(status.stdout) as { healthy: boolean }).healthy, true);
+  });
+
   it('a session killed by an admin ends, and its CLI says who killed it', async () => {
     const bob = await session('bob', { mode: 'steal', http_filter: { header_filter: '^x-dev: bob$' } });
     const listed = await runRemocal(['session', 'list', '--json'], { env: operatorEnv('bob') });
