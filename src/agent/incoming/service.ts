@@ -14,7 +14,7 @@
 // when its last subscription goes does the port stop taking new connections (see Redirector.release).
 
 import { connect, isIP, type Socket } from 'node:net';
-import type { Duplex } from 'node:stream';
+import { Duplex } from 'node:stream';
 import type { Logger } from '../../core/log.js';
 import { splice } from '../../core/splice.js';
 import type {
@@ -221,56 +221,85 @@ export class IncomingService {
       return;
     }
     const addresses = { source: address(client.remoteAddress, client.remotePort), destination: address(original.address, original.port) };
+    if (holders.filtered.length > 0 && holders.whole === undefined) {
+      this.routeFiltered(client, original, holders.mirrors, addresses);
+      return;
+    }
     for (const mirror of holders.mirrors) this.copyTo(mirror, client, addresses);
     if (holders.whole !== undefined) {
       splice(client, this.announce(holders.whole, 'connection', addresses));
-    } else if (holders.filtered.length > 0) {
-      const port = original.port;
-      // The router keeps one kept-alive stream per subscriber it is handed, so each subscription gets one handle
-      // per client connection, announced with that connection's addresses.
-      const subscribers = new Map<Subscription, HttpSubscriber>();
-      routeHttpConnection(client, {
-        // Asked per request, against the port's holders at that moment; once the agent ends, every request is
-        // the target's again, on the connections it already has.
-        route: (head) => {
-          if (this.draining) return undefined;
-          const match = this.ports.get(port)?.filtered.find((subscription) => subscription.filter!(head));
-          if (match === undefined) return undefined;
-          this.onRouted(match.session);
-          let subscriber = subscribers.get(match);
-          if (subscriber === undefined) {
-            subscriber = { open: async () => this.announce(match, 'request', addresses) };
-            subscribers.set(match, subscriber);
-          }
-          return subscriber;
-        },
-        draining: () => this.draining,
-        connectOriginal: () => connectOriginal(original),
-      });
     } else {
       // Mirrors only: the copies started above, and the connection itself goes on to the original server.
       passThrough(client, original);
     }
   }
 
+  private routeFiltered(client: Socket, original: OriginalDestination, mirrors: readonly Subscription[], addresses: Addresses): void {
+    // The router peeks with read()/unshift() and hands the socket to Node's HTTP parser, which then reads the
+    // socket's handle directly: a 'data' listener on the socket would see the peeked bytes twice and the rest
+    // never, and would take them from the parser. Mirrors therefore read a tee the router reads through.
+    let routed: Socket = client;
+    if (mirrors.length > 0) {
+      const copies = mirrors.map((mirror) => this.mirrorCopy(mirror, addresses));
+      routed = teeSocket(client, (chunk) => {
+        for (const copy of copies) copy.write(chunk);
+      }, () => {
+        for (const copy of copies) copy.end();
+      });
+    }
+    const port = original.port;
+    // The router keeps one kept-alive stream per subscriber it is handed, so each subscription gets one handle
+    // per client connection, announced with that connection's addresses.
+    const subscribers = new Map<Subscription, HttpSubscriber>();
+    routeHttpConnection(routed, {
+      // Asked per request, against the port's holders at that moment; once the agent ends, every request is
+      // the target's again, on the connections it already has.
+      route: (head) => {
+        if (this.draining) return undefined;
+        const match = this.ports.get(port)?.filtered.find((subscription) => subscription.filter!(head));
+        if (match === undefined) return undefined;
+        this.onRouted(match.session);
+        let subscriber = subscribers.get(match);
+        if (subscriber === undefined) {
+          subscriber = { open: async () => this.announce(match, 'request', addresses) };
+          subscribers.set(match, subscriber);
+        }
+        return subscriber;
+      },
+      draining: () => this.draining,
+      connectOriginal: () => connectOriginal(original),
+    });
+  }
+
   private copyTo(subscription: Subscription, client: Socket, addresses: Addresses): void {
+    const copy = this.mirrorCopy(subscription, addresses);
+    client.on('data', (chunk: Buffer) => copy.write(chunk));
+    client.once('end', () => copy.end());
+    client.once('close', () => copy.end());
+  }
+
+  /** A mirroring session's copy of one connection: best effort, dropped rather than buffered without bound. */
+  private mirrorCopy(subscription: Subscription, addresses: Addresses): { write(chunk: Buffer): void; end(): void } {
     const copy = this.announce(subscription, 'connection', addresses);
     // What the app answers to a copy is not needed (the intproxy drops it anyway).
     copy.resume();
     copy.on('error', () => undefined);
     let copying = true;
-    client.on('data', (chunk: Buffer) => {
-      if (!copying) return;
-      if (copy.writableLength > MIRROR_BACKLOG_LIMIT) {
-        copying = false;
-        this.log.warn({ port: subscription.port, session: subscription.session.id }, 'mirror copy fell behind; stopped copying this connection');
-        copy.destroy();
-        return;
-      }
-      copy.write(chunk);
-    });
-    client.once('end', () => copying && copy.end());
-    client.once('close', () => copying && !copy.writableEnded && copy.end());
+    return {
+      write: (chunk) => {
+        if (!copying) return;
+        if (copy.writableLength > MIRROR_BACKLOG_LIMIT) {
+          copying = false;
+          this.log.warn({ port: subscription.port, session: subscription.session.id }, 'mirror copy fell behind; stopped copying this connection');
+          copy.destroy();
+          return;
+        }
+        copy.write(chunk);
+      },
+      end: () => {
+        if (copying && !copy.writableEnded) copy.end();
+      },
+    };
   }
 
   private announce(subscription: Subscription, kind: IncomingEvent['kind'], addresses: Addresses): Duplex {
@@ -327,6 +356,38 @@ function connectOriginal(original: OriginalDestination): Promise<Duplex> {
     });
     socket.once('error', reject);
   });
+}
+
+/**
+ * A socket-shaped stream over `client` whose reads are also handed to `onData` (and its end to `onEnd`),
+ * with the client's backpressure kept: for the HTTP router, which needs a net.Socket's shape, not its handle.
+ */
+function teeSocket(client: Socket, onData: (chunk: Buffer) => void, onEnd: () => void): Socket {
+  const tee = new Duplex({
+    allowHalfOpen: true,
+    read: () => void client.resume(),
+    write: (chunk: Buffer, _encoding, callback) => void client.write(chunk, callback),
+    final: (callback) => void client.end(callback),
+    destroy: (error, callback) => {
+      client.destroy(error ?? undefined);
+      callback(error);
+    },
+  });
+  client.on('data', (chunk: Buffer) => {
+    onData(chunk);
+    if (!tee.push(chunk)) client.pause();
+  });
+  client.once('end', () => {
+    onEnd();
+    tee.push(null);
+  });
+  client.once('close', () => {
+    onEnd();
+    tee.destroy();
+  });
+  client.on('error', (error) => tee.destroy(error));
+  // The router reads only the Duplex side and the socket's timeouts are the original server's business.
+  return Object.assign(tee, { setNoDelay: () => tee, setKeepAlive: () => tee, setTimeout: () => tee }) as unknown as Socket;
 }
 
 /** The client's connection, unchanged, to the server it was meant for. */
