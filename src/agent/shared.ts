@@ -145,14 +145,15 @@ function readPreamble(socket: Socket): Promise<SessionPreamble | string> {
       while ((chunk = socket.read() as Buffer | null) !== null) {
         buffered = Buffer.concat([buffered, chunk]);
         const newline = buffered.indexOf(0x0a);
+        // A whole line can arrive in one read: its length is checked as well as that of a line still coming.
+        if ((newline === -1 ? buffered.length : newline) > MAX_PREAMBLE_BYTES) {
+          done(`the preamble is longer than ${MAX_PREAMBLE_BYTES} bytes`);
+          return;
+        }
         if (newline !== -1) {
           const rest = buffered.subarray(newline + 1);
           if (rest.length > 0) socket.unshift(rest);
           done(parsePreamble(buffered.subarray(0, newline).toString('utf8')));
-          return;
-        }
-        if (buffered.length > MAX_PREAMBLE_BYTES) {
-          done(`the preamble is longer than ${MAX_PREAMBLE_BYTES} bytes`);
           return;
         }
       }
