@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import type { Pod } from '../../src/cli/demo/pod.js';
+import type { Pod } from '../../src/fixture/pod.js';
 import { childExited, startChild, stopChild } from '../../src/core/child.js';
 import { splice } from '../../src/core/splice.js';
 import { Link } from '../../src/protocol/link.js';
