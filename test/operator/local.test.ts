@@ -251,6 +251,53 @@ describe('the local-mode operator', () => {
     }
   });
 
+  it('sessions that start and end under load cause no errors for requests no session matches', async () => {
+    const failures: string[] = [];
+    let stop = false;
+    let sent = 0;
+    // Fresh connections, and one kept-alive connection, both without the filters' header; bounded in count.
+    const fresh = (async () => {
+      while (!stop && sent < 5000) {
+        const answer = await httpRequest({ host: pod.ip, port: pod.ports.target, path: `/fresh/${sent}` }).catch((error: Error) => ({ status: 0, body: error.message }));
+        sent++;
+        if (answer.status !== 200 || answeredFrom(answer.body) !== 'target') failures.push(`fresh: ${answer.status} ${answer.body}`);
+      }
+    })();
+    const keptAlive = (async () => {
+      const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+      try {
+        while (!stop && sent < 5000) {
+          const body = await new Promise<string>((resolve) => {
+            const request = http.request({ host: pod.ip, port: pod.ports.target, path: `/kept/${sent}`, agent, timeout: 10_000 }, (response) => {
+              let text = '';
+              response.setEncoding('utf8');
+              response.on('data', (chunk: string) => (text += chunk));
+              response.on('end', () => resolve(answeredFrom(text)));
+            });
+            request.on('timeout', () => request.destroy(new Error('no answer')));
+            request.on('error', (error) => resolve(error.message));
+            request.end();
+          });
+          sent++;
+          if (body !== 'target') failures.push(`kept-alive: ${body}`);
+        }
+      } finally {
+        agent.destroy();
+      }
+    })();
+    for (let round = 0; round < 2; round++) {
+      const [alice, bob] = await Promise.all([
+        session('alice', { mode: 'steal', http_filter: { header_filter: '^x-dev: alice$' } }),
+        session('bob', { mode: 'steal', http_filter: { header_filter: '^x-dev: bob$' } }),
+      ]);
+      await Promise.all([alice.stop(), bob.stop()]);
+    }
+    stop = true;
+    await Promise.all([fresh, keptAlive]);
+    assert.deepEqual(failures, []);
+    assert.ok(sent >= 20, `only ${sent} requests were sent`);
+  });
+
   it('kill -9 of the operator: the CLI is told within 5 s, the rules go, the target keeps answering; a restarted operator serves again', async () => {
     const alice = await session('alice', { mode: 'steal', http_filter: { header_filter: '^x-dev: alice$' } });
     const agentPid = sharedAgents()[0];
