@@ -25,6 +25,7 @@ import type { AgentPool } from './agents.js';
 import type { Authenticator, Identity } from './identity.js';
 import type { SessionRecord, SessionRegistry } from './sessions.js';
 import { targetFromResourceName, targetResourceName } from '../platform/operator/target-names.js';
+import { checkTargetAccess } from './target-access.js';
 
 export const API_GROUP = 'operator.remocal.dev';
 export const API_VERSION = 'v1';
@@ -52,7 +53,7 @@ class ApiError extends Error {
 const HTTP_REASON: Record<number, string> = { 400: 'BadRequest', 401: 'Unauthorized', 403: 'Forbidden', 404: 'NotFound', 405: 'MethodNotAllowed', 409: 'Conflict', 500: 'InternalError', 503: 'ServiceUnavailable' };
 
 function fromRemocalError(error: RemocalError): ApiError {
-  const status = error.code === 'REMOCAL_TARGET_NOT_FOUND' ? 404 : error.code === 'REMOCAL_PERMISSION_DENIED' ? 403 : error.category === 'user' || error.category === 'config' ? 400 : 503;
+  const status = error.code === 'REMOCAL_TARGET_NOT_FOUND' ? 404 : error.code === 'REMOCAL_PERMISSION_DENIED' || error.code === 'REMOCAL_OPERATOR_FORBIDDEN' ? 403 : error.category === 'user' || error.category === 'config' ? 400 : 503;
   return new ApiError(status, HTTP_REASON[status]!, error.message, { code: error.code, hint: error.hint });
 }
 
@@ -129,6 +130,7 @@ export function createApi(context: ApiContext): { onRequest(request: IncomingMes
     if (resource === 'targets' && method === 'GET' && sub === undefined) {
       if (name === undefined) return { status: 200, body: targetList(context.sessions.list()) };
       const target = parseTargetName(name);
+      checkTargetAccess(identity, formatTarget(target), context.sessions.allowedTargets);
       const resolved = resolveLocalTarget(target);
       return { status: 200, body: targetObject(target, resolved.description, resolved.pid !== null, context.sessions.list()) };
     }

@@ -16,6 +16,8 @@ const user = z.strictObject({
   token: z.string().min(16, 'a token has at least 16 characters').optional(),
   /** May list and kill everyone's sessions. */
   admin: z.boolean().default(false),
+  /** Which targets this user may open sessions on; overrides the top-level `targets` for them. */
+  targets: z.array(z.string().min(1)).optional(),
 }).refine((value) => (value.token === undefined) !== (value.token_sha256 === undefined), 'give each user exactly one of token and token_sha256');
 
 export const operatorConfigSchema = z.strictObject({
@@ -34,6 +36,12 @@ export const operatorConfigSchema = z.strictObject({
     })
     .prefault({}),
   users: z.array(user).min(1, 'list at least one user: nobody could use the operator otherwise'),
+  /**
+   * The targets users may open sessions on, as target strings where `*` stands for any run of characters
+   * (`container/orders-*`, `pid/*`). A session on a target reads its environment and files: list only what the
+   * team works on.
+   */
+  targets: z.array(z.string().min(1)).min(1).default(['pid/*', 'container/*', 'netns/*']),
   sessions: z
     .strictObject({
       /** A session's link must be up this long after it connected. */

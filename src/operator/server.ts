@@ -40,7 +40,7 @@ export async function startOperator(config: OperatorConfig): Promise<RunningOper
   });
   const orphans = agents.removeOrphans();
   if (orphans.length > 0) log.info({ orphans }, 'ended the agents a previous run left behind');
-  registry = new SessionRegistry(agents, config.sessions, log, LOCAL_NAMESPACE);
+  registry = new SessionRegistry(agents, config.sessions, log, LOCAL_NAMESPACE, config.targets);
   const api = createApi({ sessions: registry, agents, auth: new TokenAuthenticator(config.users), log });
   // HTTP/1.1: session streams are WebSockets, which the Kubernetes aggregator too dials over HTTP/1.1.
   const server = createServer({ cert: tls.cert, key: tls.key, minVersion: 'TLSv1.2' }, api.onRequest);

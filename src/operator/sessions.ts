@@ -12,6 +12,7 @@ import { formatTarget, type LocalTarget } from '../platform/target.js';
 import type { AgentPool } from './agents.js';
 import type { OperatorConfig } from './config.js';
 import type { Identity } from './identity.js';
+import { checkTargetAccess } from './target-access.js';
 
 export type SessionPhase = 'Starting' | 'Ready' | 'Closed';
 
@@ -53,6 +54,8 @@ export class SessionRegistry {
     private readonly limits: OperatorConfig['sessions'],
     private readonly log: Logger,
     readonly namespace: string,
+    /** The targets users may open sessions on (config `targets`). */
+    readonly allowedTargets: readonly string[],
   ) {
     this.sweeper = setInterval(() => void this.sweep(), STATS_INTERVAL_MS);
     this.sweeper.unref();
@@ -87,8 +90,9 @@ export class SessionRegistry {
    * HTTP answer). Resolves once attached; the session then lives until either side ends it.
    */
   async open(identity: Identity, target: LocalTarget, files: SessionRecord['files'], attach: () => Promise<Duplex>): Promise<SessionRecord> {
-    const resolved = resolveLocalTarget(target);
     const key = formatTarget(target);
+    checkTargetAccess(identity, key, this.allowedTargets);
+    const resolved = resolveLocalTarget(target);
     const id = randomBytes(4).toString('hex');
     const lease = await this.pool.acquire(key, resolved);
     let socket: Duplex;

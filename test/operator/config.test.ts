@@ -10,6 +10,7 @@ import { after, describe, it } from 'node:test';
 import { ConfigError } from '../../src/core/errors.js';
 import { loadOperatorConfig } from '../../src/operator/config.js';
 import { TokenAuthenticator } from '../../src/operator/identity.js';
+import { checkTargetAccess } from '../../src/operator/target-access.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'remocal-operator-config-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -51,6 +52,19 @@ describe('operator config', () => {
     assert.throws(() => loadOperatorConfig(write('none.yaml', 'users: []\n')), /list at least one user/);
     assert.throws(() => loadOperatorConfig(write('broken.json', '{ "users": ')), /is not valid JSON/);
     assert.throws(() => loadOperatorConfig(join(dir, 'missing.yaml')), /Cannot read the operator config/);
+  });
+});
+
+describe('operator target access', () => {
+  const alice = { user: 'alice', groups: [], admin: false };
+  it('allows the targets the patterns name, and only those', () => {
+    checkTargetAccess(alice, 'container/orders-1', ['container/orders-*']);
+    assert.throws(() => checkTargetAccess(alice, 'container/payments', ['container/orders-*']), /alice may not open sessions on container\/payments/);
+    assert.throws(() => checkTargetAccess(alice, 'pid/1', ['pid/1?']), /may not/, 'a pattern is no regex: ? is itself');
+    checkTargetAccess(alice, 'pid/1?', ['pid/1?']);
+  });
+  it('a user\'s own list replaces the operator-wide one', () => {
+    assert.throws(() => checkTargetAccess({ ...alice, targets: ['netns/*'] }, 'pid/7', ['pid/*']), /the operator allows netns\/\*/);
   });
 });
 

@@ -41,7 +41,7 @@ const file = (() => { try { return fs.readFileSync(process.argv[3], 'utf8'); } c
 console.log(JSON.stringify({ pod: process.env.POD_NAME ?? null, addresses, file }));
 `;
 
-const USERS = { alice: 'alice-token-0123456789', bob: 'bob-token-0123456789ab', carol: 'carol-token-0123456789', admin: 'admin-token-0123456789' };
+const USERS = { alice: 'alice-token-0123456789', bob: 'bob-token-0123456789ab', carol: 'carol-token-0123456789', admin: 'admin-token-0123456789', dave: 'dave-token-0123456789' };
 
 let pod: Pod;
 let app: { dir: string; remove: () => void };
@@ -150,7 +150,7 @@ async function startOperator(): Promise<void> {
 before(async () => {
   ({ pod, app } = await startPodWithApp({ 'app.mjs': APP, 'probe.mjs': PROBE }));
   stateDir = mkdtempSync(join(tmpdir(), 'remocal-operator-'));
-  const users = Object.entries(USERS).map(([name, token]) => ({ name, token, admin: name === 'admin' }));
+  const users = Object.entries(USERS).map(([name, token]) => ({ name, token, admin: name === 'admin', ...(name === 'dave' ? { targets: ['container/*'] } : {}) }));
   writeFileSync(
     join(stateDir, 'operator.json'),
     JSON.stringify({ listen: { host: '127.0.0.1', port: 0 }, state_dir: join(stateDir, 'state'), users, agents: { grace: 1 }, log_level: 'debug' }),
@@ -174,6 +174,14 @@ describe('the local-mode operator', () => {
     assert.equal(wrong.code, 125, wrong.stderr);
     assert.match(wrong.stderr, /the token is not one of this operator's users/);
     assert.match(wrong.stderr, /REMOCAL_OPERATOR_UNAUTHORIZED/);
+  });
+
+  it('a user opens sessions only on the targets the config allows them', async () => {
+    const refused = await runRemocal(['exec', '-t', `pid/${pod.pid}`, '--', 'true'], { env: operatorEnv('dave') });
+    assert.equal(refused.code, 125, refused.stderr);
+    assert.match(refused.stderr, /dave may not open sessions on pid\/\d+: the operator allows container\/\*/);
+    assert.match(refused.stderr, /REMOCAL_OPERATOR_FORBIDDEN/);
+    assert.equal(sharedAgents().length, 0, 'no agent was started for a refused session');
   });
 
   it('two filtered steals on one port: on one keep-alive connection each request reaches its app, the rest the pod; a mirror sees them all', async () => {
