@@ -11,6 +11,8 @@ export interface Identity {
   groups: string[];
   /** May see and end everyone's sessions. */
   admin: boolean;
+  /** What Kubernetes calls a user's extra (scopes, and the like), by key; local users have none. */
+  extra: Record<string, string[]>;
 }
 
 export type Authentication = { ok: true; identity: Identity } | { ok: false; message: string };
@@ -29,7 +31,7 @@ export class TokenAuthenticator implements Authenticator {
   constructor(users: OperatorConfig['users']) {
     this.users = users.map((user) => ({
       digest: user.token_sha256 !== undefined ? Buffer.from(user.token_sha256, 'hex') : digest(user.token!),
-      identity: { user: user.name, groups: user.admin ? ['remocal:admins'] : [], admin: user.admin },
+      identity: { user: user.name, groups: user.admin ? ['remocal:admins'] : [], admin: user.admin, extra: {} },
     }));
   }
 

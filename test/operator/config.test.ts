@@ -62,7 +62,7 @@ describe('operator tokens', () => {
   ]);
 
   it('lets in a user by token, or by the digest of it in the config', () => {
-    assert.deepEqual(auth.authenticate(requestWith(`Bearer ${aliceToken}`)), { ok: true, identity: { user: 'alice', groups: [], admin: false } });
+    assert.deepEqual(auth.authenticate(requestWith(`Bearer ${aliceToken}`)), { ok: true, identity: { user: 'alice', groups: [], admin: false, extra: {} } });
     const ops = auth.authenticate(requestWith('Bearer ops-token-0123456789ab'));
     assert.ok(ops.ok && ops.identity.user === 'ops' && ops.identity.admin);
   });
