@@ -13,6 +13,8 @@ export interface Identity {
   admin: boolean;
   /** The targets this user may open sessions on (patterns with `*`), when the config says so for them. */
   targets?: string[] | undefined;
+  /** What Kubernetes calls a user's extra (scopes, and the like), by key; local users have none. */
+  extra: Record<string, string[]>;
 }
 
 export type Authentication = { ok: true; identity: Identity } | { ok: false; message: string };
@@ -31,7 +33,7 @@ export class TokenAuthenticator implements Authenticator {
   constructor(users: OperatorConfig['users']) {
     this.users = users.map((user) => ({
       digest: user.token_sha256 !== undefined ? Buffer.from(user.token_sha256, 'hex') : digest(user.token!),
-      identity: { user: user.name, groups: user.admin ? ['remocal:admins'] : [], admin: user.admin, ...(user.targets === undefined ? {} : { targets: user.targets }) },
+      identity: { user: user.name, groups: user.admin ? ['remocal:admins'] : [], admin: user.admin, extra: {}, ...(user.targets === undefined ? {} : { targets: user.targets }) },
     }));
   }
 

@@ -56,7 +56,7 @@ describe('operator config', () => {
 });
 
 describe('operator target access', () => {
-  const alice = { user: 'alice', groups: [], admin: false };
+  const alice = { user: 'alice', groups: [], admin: false, extra: {} };
   it('allows the targets the patterns name, and only those', () => {
     checkTargetAccess(alice, 'container/orders-1', ['container/orders-*']);
     assert.throws(() => checkTargetAccess(alice, 'container/payments', ['container/orders-*']), /alice may not open sessions on container\/payments/);
@@ -76,7 +76,7 @@ describe('operator tokens', () => {
   ]);
 
   it('lets in a user by token, or by the digest of it in the config', () => {
-    assert.deepEqual(auth.authenticate(requestWith(`Bearer ${aliceToken}`)), { ok: true, identity: { user: 'alice', groups: [], admin: false } });
+    assert.deepEqual(auth.authenticate(requestWith(`Bearer ${aliceToken}`)), { ok: true, identity: { user: 'alice', groups: [], admin: false, extra: {} } });
     const ops = auth.authenticate(requestWith('Bearer ops-token-0123456789ab'));
     assert.ok(ops.ok && ops.identity.user === 'ops' && ops.identity.admin);
   });
