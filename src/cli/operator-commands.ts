@@ -57,6 +57,29 @@ export function registerOperatorCommands(program: Command, addConfigFlags: (comm
       process.exitCode = 0;
     });
 
+  operator
+    .command('setup')
+    .summary('print the YAML that installs the operator in a cluster')
+    .description('Prints the operator\'s install (namespace, RBAC, TLS secret, Deployment, Service, APIService) as one YAML stream, with a fresh CA and serving certificate made with openssl. The Kubernetes serving mode is still being built: these objects prepare the install. See docs/operator.md.')
+    .option('--namespace <ns>', 'the operator\'s namespace', 'remocal-system')
+    .option('--image <image>', 'the operator image (default: remocal/operator:<this version>)')
+    .option('--print-certs', 'print only a new certificate, as a values file for charts/remocal-operator')
+    .addHelpText('after', '\nExamples:\n  remocal operator setup | kubectl apply -f -\n  remocal operator setup --print-certs > certs.yaml && helm install remocal-operator charts/remocal-operator -f certs.yaml')
+    .action(async (options: { namespace: string; image?: string; printCerts?: boolean }) => {
+      const { operatorInstallObjects, operatorServiceNames, installYaml, certificateValuesYaml } = await import('../operator/install.js');
+      const { issueWithThrowawayCa } = await import('../operator/tls.js');
+      const { packageVersion } = await import('../core/paths.js');
+      // A namespace is a DNS label: anything else would give a certificate for a name the aggregator never dials.
+      if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(options.namespace)) throw new UsageError(`--namespace ${JSON.stringify(options.namespace)} is not a namespace name (lower-case letters, digits and -, at most 63).`);
+      const certificate = issueWithThrowawayCa(operatorServiceNames(options.namespace));
+      if (options.printCerts) {
+        process.stdout.write(certificateValuesYaml(certificate));
+        return;
+      }
+      const objects = operatorInstallObjects({ namespace: options.namespace, image: options.image ?? `remocal/operator:${packageVersion()}`, certificate });
+      process.stdout.write(installYaml(objects, options.namespace));
+    });
+
   addConfigFlags(operator.command('status'))
     .summary('the operator\'s version, agents and sessions')
     .option('-f, --config-file <file>', 'a config file; default: .remocal/config.{json,yaml} found upwards from here')

@@ -1,0 +1,215 @@
+// The objects that install the operator in a cluster, as plain Kubernetes objects: `remocal operator setup`
+// prints them as YAML, and charts/remocal-operator renders the same ones. Pure: the certificate comes in as an
+// argument (tls.ts issues one), so that the same inputs always give the same objects.
+//
+// The shape follows what a real API server checked (../shared/OPERATOR-NOTES.md): the aggregator verifies the
+// serving certificate against `<service>.<namespace>.svc` with the APIService's caBundle; the operator's
+// ServiceAccount needs `system:auth-delegator` (to post SubjectAccessReviews) and the Role
+// `extension-apiserver-authentication-reader` in kube-system (to read the requestheader CA); and users need
+// RBAC on the aggregated resources, since the API server checks it before it proxies anything.
+
+import { stringify } from 'yaml';
+import type { IssuedCertificate } from './tls.js';
+
+export const OPERATOR_NAME = 'remocal-operator';
+export const OPERATOR_GROUP = 'operator.remocal.dev';
+export const OPERATOR_APISERVICE = `v1.${OPERATOR_GROUP}`;
+export const USER_CLUSTER_ROLE = 'remocal-user';
+export const DEFAULT_OPERATOR_NAMESPACE = 'remocal-system';
+/** Where the Deployment mounts its config; the command names it. */
+export const OPERATOR_CONFIG_PATH = '/etc/remocal/operator.yaml';
+const TLS_DIR = '/etc/remocal/tls';
+const STATE_DIR = '/var/lib/remocal-operator';
+const SERVING_PORT = 8443;
+
+export const INSTALL_LABELS: Readonly<Record<string, string>> = {
+  'app.kubernetes.io/name': OPERATOR_NAME,
+  'app.kubernetes.io/managed-by': 'remocal',
+};
+
+export interface InstallOptions {
+  namespace?: string;
+  /** Default: remocal/operator:<this package's version>, which the caller passes in. */
+  image: string;
+  replicas?: number;
+  certificate: IssuedCertificate;
+}
+
+/** The DNS names the serving certificate must hold: the aggregator dials `<service>.<namespace>.svc`. */
+export function operatorServiceNames(namespace: string): string[] {
+  return [`${OPERATOR_NAME}.${namespace}.svc`, `${OPERATOR_NAME}.${namespace}.svc.cluster.local`];
+}
+
+/**
+ * The operator's own config inside the cluster. Listens on the container port with the mounted certificate;
+ * `mode: kubernetes` is the serving mode still being built, so today's `operator serve` refuses this file.
+ */
+export function clusterOperatorConfig(): Record<string, unknown> {
+  return {
+    mode: 'kubernetes',
+    listen: { host: '0.0.0.0', port: SERVING_PORT },
+    state_dir: STATE_DIR,
+    tls: { cert_file: `${TLS_DIR}/tls.crt`, key_file: `${TLS_DIR}/tls.key` },
+    log_level: 'info',
+  };
+}
+
+type KubeObject = { apiVersion: string; kind: string; metadata: Record<string, unknown> } & Record<string, unknown>;
+
+function metadata(name: string, namespace?: string): Record<string, unknown> {
+  return { name, ...(namespace === undefined ? {} : { namespace }), labels: { ...INSTALL_LABELS } };
+}
+
+/** What the operator itself does in the cluster: find targets, start agents next to them, check callers. */
+const operatorRules = [
+  { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch'] },
+  { apiGroups: [''], resources: ['pods/ephemeralcontainers'], verbs: ['patch'] },
+  { apiGroups: [''], resources: ['pods/portforward'], verbs: ['create'] },
+  { apiGroups: [''], resources: ['services'], verbs: ['get', 'list'] },
+  { apiGroups: [''], resources: ['events'], verbs: ['list'] },
+  { apiGroups: ['apps'], resources: ['deployments', 'statefulsets', 'replicasets'], verbs: ['get', 'list'] },
+  // Agents on a node run as Jobs, which the operator starts, watches and removes.
+  { apiGroups: ['batch'], resources: ['jobs'], verbs: ['create', 'delete', 'get', 'list', 'watch'] },
+  { apiGroups: ['batch'], resources: ['cronjobs'], verbs: ['get', 'list'] },
+  { apiGroups: ['argoproj.io'], resources: ['rollouts'], verbs: ['get', 'list'] },
+  { apiGroups: ['authorization.k8s.io'], resources: ['subjectaccessreviews'], verbs: ['create'] },
+];
+
+/** What a developer needs on the aggregated API; the API server checks it before proxying. */
+const userRules = [
+  { apiGroups: [OPERATOR_GROUP], resources: ['sessions'], verbs: ['get', 'list', 'delete'] },
+  { apiGroups: [OPERATOR_GROUP], resources: ['targets'], verbs: ['get', 'list'] },
+  // `create` for the POST, `get` for the WebSocket upgrade (a GET): RBAC checks one or the other.
+  { apiGroups: [OPERATOR_GROUP], resources: ['targets/portforward'], verbs: ['get', 'create'] },
+];
+
+export function operatorInstallObjects(options: InstallOptions): KubeObject[] {
+  const namespace = options.namespace ?? DEFAULT_OPERATOR_NAMESPACE;
+  const replicas = options.replicas ?? 1;
+  const subject = { kind: 'ServiceAccount', name: OPERATOR_NAME, namespace };
+  const podLabels = { ...INSTALL_LABELS, 'app.kubernetes.io/component': 'operator' };
+  const base64 = (text: string) => Buffer.from(text, 'utf8').toString('base64');
+
+  return [
+    { apiVersion: 'v1', kind: 'Namespace', metadata: metadata(namespace) },
+    { apiVersion: 'v1', kind: 'ServiceAccount', metadata: metadata(OPERATOR_NAME, namespace) },
+    { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: metadata(OPERATOR_NAME), rules: operatorRules },
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRoleBinding',
+      metadata: metadata(OPERATOR_NAME),
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: OPERATOR_NAME },
+      subjects: [subject],
+    },
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRoleBinding',
+      metadata: metadata(`${OPERATOR_NAME}:system:auth-delegator`),
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'system:auth-delegator' },
+      subjects: [subject],
+    },
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'RoleBinding',
+      metadata: metadata(`${OPERATOR_NAME}:extension-apiserver-authentication-reader`, 'kube-system'),
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'extension-apiserver-authentication-reader' },
+      subjects: [subject],
+    },
+    {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: metadata(`${OPERATOR_NAME}-tls`, namespace),
+      type: 'kubernetes.io/tls',
+      data: { 'tls.crt': base64(options.certificate.cert), 'tls.key': base64(options.certificate.key), 'ca.crt': base64(options.certificate.caCert) },
+    },
+    {
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: metadata(`${OPERATOR_NAME}-config`, namespace),
+      data: { 'operator.yaml': stringify(clusterOperatorConfig()) },
+    },
+    {
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: metadata(OPERATOR_NAME, namespace),
+      spec: {
+        replicas,
+        selector: { matchLabels: podLabels },
+        template: {
+          metadata: { labels: podLabels },
+          spec: {
+            serviceAccountName: OPERATOR_NAME,
+            containers: [
+              {
+                name: 'operator',
+                image: options.image,
+                command: ['remocal', 'operator', 'serve', '--config', OPERATOR_CONFIG_PATH],
+                ports: [{ name: 'https', containerPort: SERVING_PORT, protocol: 'TCP' }],
+                readinessProbe: { httpGet: { path: '/healthz', port: 'https', scheme: 'HTTPS' }, periodSeconds: 10, failureThreshold: 3 },
+                resources: { requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '512Mi' } },
+                securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true },
+                volumeMounts: [
+                  // subPath: the config file alone, so that the TLS mount beside it is not inside a read-only volume.
+                  { name: 'config', mountPath: OPERATOR_CONFIG_PATH, subPath: 'operator.yaml', readOnly: true },
+                  { name: 'tls', mountPath: TLS_DIR, readOnly: true },
+                  { name: 'state', mountPath: STATE_DIR },
+                ],
+              },
+            ],
+            volumes: [
+              { name: 'config', configMap: { name: `${OPERATOR_NAME}-config` } },
+              { name: 'tls', secret: { secretName: `${OPERATOR_NAME}-tls`, defaultMode: 0o400 } },
+              { name: 'state', emptyDir: {} },
+            ],
+          },
+        },
+      },
+    },
+    {
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: metadata(OPERATOR_NAME, namespace),
+      spec: { selector: podLabels, ports: [{ name: 'https', port: 443, targetPort: 'https', protocol: 'TCP' }] },
+    },
+    {
+      apiVersion: 'apiregistration.k8s.io/v1',
+      kind: 'APIService',
+      metadata: metadata(OPERATOR_APISERVICE),
+      spec: {
+        group: OPERATOR_GROUP,
+        version: 'v1',
+        groupPriorityMinimum: 1000,
+        versionPriority: 15,
+        service: { namespace, name: OPERATOR_NAME, port: 443 },
+        caBundle: base64(options.certificate.caCert),
+      },
+    },
+    { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: metadata(USER_CLUSTER_ROLE), rules: userRules },
+  ];
+}
+
+/** The objects as one YAML stream, after a header that says how to apply and how to remove them. */
+export function installYaml(objects: readonly KubeObject[], namespace: string): string {
+  const selector = Object.entries(INSTALL_LABELS).map(([key, value]) => `${key}=${value}`).join(',');
+  const header = [
+    '# The remocal operator, installed as an aggregated API (operator.remocal.dev/v1).',
+    '# The Kubernetes serving mode of the operator is still being built: these objects prepare the install.',
+    '#',
+    '# Apply:',
+    '#   remocal operator setup | kubectl apply -f -',
+    '# Let a developer (or a group) use it:',
+    `#   kubectl create clusterrolebinding remocal-user:alice --clusterrole=${USER_CLUSTER_ROLE} --user=alice`,
+    '#',
+    '# Uninstall, the APIService first: while it points at a missing backend, kubectl discovery fails for everyone.',
+    `#   kubectl delete apiservice ${OPERATOR_APISERVICE}`,
+    `#   kubectl delete namespace ${namespace}`,
+    `#   kubectl delete clusterrole,clusterrolebinding -l ${selector}`,
+    `#   kubectl delete rolebinding -n kube-system -l ${selector}`,
+  ].join('\n');
+  return `${header}\n${objects.map((object) => `---\n${stringify(object)}`).join('')}`;
+}
+
+/** The certificate as a values file for charts/remocal-operator (`helm install -f`). */
+export function certificateValuesYaml(certificate: IssuedCertificate): string {
+  return `# Certificates for charts/remocal-operator: helm install … -f this-file. tls.key is a private key: keep it so.\n${stringify({ tls: { crt: certificate.cert, key: certificate.key }, ca: { crt: certificate.caCert } })}`;
+}
