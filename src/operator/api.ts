@@ -9,6 +9,7 @@
 //   GET    /apis/operator.remocal.dev/v1/namespaces/NS/targets/NAME          one target (resolved), with its sessions
 //   GET    /apis/operator.remocal.dev/v1/namespaces/NS/targets/NAME/portforward   (WebSocket) a session's stream
 //   GET    /apis/operator.remocal.dev/v1/agents                              the shared agents (operator status)
+//   GET    /healthz                                                          liveness, without identity
 //
 // Every answer that is not a success is a Kubernetes `Status`, whose `details.causes[0]` carries remocal's error
 // code and hint, so the CLI shows the same error it would have met without the operator.
@@ -86,6 +87,12 @@ export function createApi(context: ApiContext): { onRequest(request: IncomingMes
   };
 
   const onRequest = (request: IncomingMessage, response: ServerResponse): void => {
+    // Liveness for probes and load balancers: it says nothing about sessions, so it needs no identity.
+    if (request.method === 'GET' && request.url === '/healthz') {
+      response.writeHead(200, { 'content-type': 'text/plain', 'content-length': 3 });
+      response.end('ok\n');
+      return;
+    }
     try {
       const identity = authenticate(request);
       const url = new URL(request.url ?? '/', 'https://operator.invalid');

@@ -3,7 +3,7 @@
 
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -165,6 +165,21 @@ after(async () => {
 });
 
 describe('the local-mode operator', () => {
+  it('answers /healthz without identity, and nothing else', async () => {
+    const { request } = await import('node:https');
+    const get = (path: string) =>
+      new Promise<number>((resolve, reject) => {
+        request(`${url}${path}`, { ca: readFileSync(caFile, 'utf8') }, (response) => {
+          response.resume();
+          resolve(response.statusCode ?? 0);
+        })
+          .on('error', reject)
+          .end();
+      });
+    assert.equal(await get('/healthz'), 200);
+    assert.equal(await get('/apis/operator.remocal.dev/v1/sessions'), 401);
+  });
+
   it('refuses a client without a token, or with a wrong one, with a clear error', async () => {
     const none = await runRemocal(['session', 'list'], { env: { ...operatorEnv('alice'), REMOCAL_OPERATOR_TOKEN: '' } });
     assert.equal(none.code, 125, none.stderr);
