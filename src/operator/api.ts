@@ -156,7 +156,10 @@ export function createApi(context: ApiContext): { onRequest(request: IncomingMes
       const target = parseTargetName(decodeURIComponent(match[2]!));
       const files = url.searchParams.get('files') ?? 'read';
       if (files !== 'off' && files !== 'read' && files !== 'write') throw new ApiError(400, 'BadRequest', `files must be off, read or write, not ${JSON.stringify(files)}`);
-      await context.sessions.open(identity, target, files, () => new Promise<Duplex>((resolve) => {
+      await context.sessions.open(identity, target, files, () => new Promise<Duplex>((resolve, reject) => {
+        // A request ws refuses (a bad Sec-WebSocket-Key, say) is answered and closed without the callback: the
+        // session must not wait for it.
+        socket.once('close', () => reject(new Error('the client went away before its WebSocket was open')));
         wss.handleUpgrade(request, socket, head, (ws) => resolve(createWebSocketStream(ws)));
       }));
     })().catch((error: unknown) => {

@@ -180,6 +180,24 @@ describe('the local-mode operator', () => {
     assert.equal(await get('/apis/operator.remocal.dev/v1/sessions'), 401);
   });
 
+  it('an upgrade the WebSocket server refuses leaves no session behind', async () => {
+    const { connect } = await import('node:tls');
+    const socket = connect({ host: '127.0.0.1', port: Number(new URL(url).port), ca: readFileSync(caFile, 'utf8'), servername: 'localhost' });
+    await new Promise((resolve) => socket.once('secureConnect', resolve));
+    let answer = '';
+    socket.setEncoding('utf8').on('data', (chunk: string) => (answer += chunk));
+    socket.write(
+      `GET /apis/operator.remocal.dev/v1/namespaces/local/targets/pid.${pod.pid}/portforward HTTP/1.1\r\nHost: localhost\r\n` +
+        `Authorization: Bearer ${USERS.alice}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 99\r\nSec-WebSocket-Key: bad\r\n\r\n`,
+    );
+    await new Promise((resolve) => socket.once('close', resolve));
+    assert.match(answer, /^HTTP\/1\.1 400/);
+    const all = await runRemocal(['session', 'list', '--all', '--json'], { env: operatorEnv('alice') });
+    const items = JSON.parse(all.stdout) as { status: { phase: string; closeReason: string | null } }[];
+    assert.ok(items.every((item) => item.status.phase === 'Closed'), `no live session: ${all.stdout}`);
+    assert.ok(items.some((item) => /before its WebSocket was open/.test(item.status.closeReason ?? '')), all.stdout);
+  });
+
   it('refuses a client without a token, or with a wrong one, with a clear error', async () => {
     const none = await runRemocal(['session', 'list'], { env: { ...operatorEnv('alice'), REMOCAL_OPERATOR_TOKEN: '' } });
     assert.equal(none.code, 125, none.stderr);
