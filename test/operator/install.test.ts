@@ -123,7 +123,7 @@ describe('operatorInstallObjects', () => {
     assert.deepEqual(reader.roleRef, { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'extension-apiserver-authentication-reader' });
     assert.deepEqual(reader.subjects, subject);
     // Same roleRefs as the bindings recorded on the real server (whose ServiceAccount was named `operator`).
-    const recorded = (name: string) => JSON.parse(readFileSync(new URL(`../../../shared/k8s-fixtures/operator/${name}.request.json`, import.meta.url), 'utf8')) as { roleRef: unknown; metadata: { namespace?: string } };
+    const recorded = (name: string) => JSON.parse(readFileSync(new URL(`../fixtures/k8s/operator/${name}.request.json`, import.meta.url), 'utf8')) as { roleRef: unknown; metadata: { namespace?: string } };
     assert.deepEqual(bindings[1]!.roleRef, recorded('operator-auth-delegator-binding-create').roleRef);
     assert.deepEqual(reader.roleRef, recorded('operator-authentication-reader-binding-create').roleRef);
     assert.equal(reader.metadata.namespace, recorded('operator-authentication-reader-binding-create').metadata.namespace);
@@ -150,7 +150,7 @@ describe('operatorInstallObjects', () => {
   });
 
   it('the APIService matches the one registered on the real server, but for its namespace and CA', () => {
-    const recorded = JSON.parse(readFileSync(new URL('../../../shared/k8s-fixtures/operator/apiservice-create.request.json', import.meta.url), 'utf8')) as Obj;
+    const recorded = JSON.parse(readFileSync(new URL('../fixtures/k8s/operator/apiservice-create.request.json', import.meta.url), 'utf8')) as Obj;
     const ours = operatorInstallObjects({ image: 'x', certificate }).find((object) => object.kind === 'APIService') as unknown as Obj;
     assert.equal(ours.apiVersion, recorded.apiVersion);
     assert.equal(ours.metadata.name, recorded.metadata.name);
