@@ -52,6 +52,8 @@ export function serveSession(target: SharedTarget, options: SessionOptions): Age
   let lastActivity = Date.now();
   let routed = 0;
   let isReady = false;
+  // Set once the handlers serve: the handshake is started after them (see below).
+  let ready: Promise<void> = Promise.resolve();
 
   const session: AgentSession = {
     id: options.id,
@@ -72,7 +74,9 @@ export function serveSession(target: SharedTarget, options: SessionOptions): Age
         void released.finally(() => resolve(reason));
       }),
     ),
-    ready: Promise.resolve(),
+    get ready() {
+      return ready;
+    },
     stats: () => ({
       session: options.id,
       owner: options.owner,
@@ -127,7 +131,7 @@ export function serveSession(target: SharedTarget, options: SessionOptions): Age
     ...fileHandlers(files),
     'session.close': closeSession,
   });
-  (session as { ready: Promise<void> }).ready = link.handshake(options.handshakeTimeoutMs).then(
+  ready = link.handshake(options.handshakeTimeoutMs).then(
     () => {
       isReady = true;
       log.info({ target: target.pid ?? target.netns, owner: options.owner }, 'session ready');

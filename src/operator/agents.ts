@@ -47,6 +47,8 @@ export interface AgentPoolOptions {
 interface Entry {
   key: string;
   agent: Promise<RunningAgent>;
+  /** The agent, once it has started. */
+  running: RunningAgent | undefined;
   users: number;
   graceTimer: NodeJS.Timeout | undefined;
 }
@@ -86,7 +88,7 @@ export class AgentPool {
   /** The running agents, for `remocal operator status`. */
   running(): { key: string; pid: number; startedAt: number; users: number }[] {
     return [...this.entries.values()].flatMap((entry) => {
-      const agent = settled.get(entry.agent);
+      const agent = entry.running;
       return agent === undefined ? [] : [{ key: entry.key, pid: agent.pid, startedAt: agent.startedAt, users: entry.users }];
     });
   }
@@ -94,7 +96,7 @@ export class AgentPool {
   /** What the target's agent knows of its sessions; none while it has no agent. */
   async statsOf(key: string): Promise<SessionStats[]> {
     const entry = this.entries.get(key);
-    const agent = entry === undefined ? undefined : settled.get(entry.agent);
+    const agent = entry?.running;
     return agent === undefined ? [] : agent.sessions();
   }
 
@@ -103,11 +105,11 @@ export class AgentPool {
     let entry = this.entries.get(key);
     if (entry === undefined) {
       const agent = this.start(key, target);
-      const created: Entry = { key, agent, users: 0, graceTimer: undefined };
+      const created: Entry = { key, agent, running: undefined, users: 0, graceTimer: undefined };
       entry = created;
       this.entries.set(key, entry);
       agent.then(
-        (running) => settled.set(agent, running),
+        (running) => (created.running = running),
         () => {
           if (this.entries.get(key) === created) this.entries.delete(key);
         },
@@ -214,7 +216,7 @@ export class AgentPool {
     void exited.then(({ code, signal }) => {
       rmSync(join(this.dir, `${fileKey}.pid`), { force: true });
       const entry = this.entries.get(key);
-      if (entry !== undefined && settled.get(entry.agent) === agent) this.entries.delete(key);
+      if (entry?.running === agent) this.entries.delete(key);
       if (agent.stopping) return;
       const tail = stderrTail.join('').trim().split('\n').slice(-2).join(' ');
       const reason = `the shared agent (pid ${agent.pid}) ${signal === null ? `exited with code ${code}` : `was killed by ${signal}`}${tail ? ` (${tail})` : ''}`;
@@ -229,9 +231,6 @@ export class AgentPool {
     return agent;
   }
 }
-
-/** The running agent behind each entry's promise, once it has started. */
-const settled = new WeakMap<Promise<RunningAgent>, RunningAgent>();
 
 function openSessionSocket(path: string, preamble: SessionPreamble): Promise<Socket> {
   return new Promise((resolve, reject) => {

@@ -252,7 +252,7 @@ function sessionTable(records: SessionRecord[]): object {
   };
 }
 
-export function formatSubscription(subscription: { port: number; mode: string; filter: unknown }): string {
+function formatSubscription(subscription: { port: number; mode: string; filter: unknown }): string {
   return `${subscription.port}:${subscription.filter === null ? subscription.mode : 'steal(filter)'}`;
 }
 

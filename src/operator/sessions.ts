@@ -189,7 +189,11 @@ export class SessionRegistry {
   /** Updates what the agents know of their sessions, and ends those past a limit. */
   private async sweep(): Promise<void> {
     const byAgent = new Map<string, Live[]>();
-    for (const entry of this.live.values()) byAgent.set(entry.agentKey, [...(byAgent.get(entry.agentKey) ?? []), entry]);
+    for (const entry of this.live.values()) {
+      const entries = byAgent.get(entry.agentKey);
+      if (entries === undefined) byAgent.set(entry.agentKey, [entry]);
+      else entries.push(entry);
+    }
     await Promise.all(
       [...byAgent.values()].map(async (entries) => {
         const stats = await this.pool.statsOf(entries[0]!.agentKey).catch(() => []);

@@ -256,7 +256,7 @@ function agentOver(open: () => Promise<Duplex>): http.Agent {
  * no-delay, timeouts) along the way. An upstream may be any byte stream (the app's is a link stream, whose real
  * socket is on the other side), and those calls then have nothing to do.
  */
-function socketLike(connection: Duplex): net.Socket {
+export function socketLike(connection: Duplex): net.Socket {
   for (const method of ['setKeepAlive', 'setNoDelay', 'setTimeout', 'ref', 'unref'] as const) {
     if (typeof (connection as unknown as Record<string, unknown>)[method] !== 'function') {
       Object.defineProperty(connection, method, { value: () => connection, configurable: true });

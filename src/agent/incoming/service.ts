@@ -233,7 +233,7 @@ export class IncomingService {
       // per client connection, announced with that connection's addresses.
       const subscribers = new Map<Subscription, HttpSubscriber>();
       // With mirrors on the port, the router reads a copy-taking view of the client (see tee.ts).
-      const view = copies.length === 0 ? client : (teeClient(client, (chunk) => copies.forEach((copy) => copy(chunk))) as Socket);
+      const view = copies.length === 0 ? client : teeClient(client, (chunk) => copies.forEach((copy) => copy(chunk)));
       routeHttpConnection(view, {
         // Asked per request, against the port's holders at that moment; once the agent ends, every request is
         // the target's again, on the connections it already has.

@@ -5,8 +5,9 @@
 
 import type { Socket } from 'node:net';
 import { Duplex } from 'node:stream';
+import { socketLike } from './http-router.js';
 
-export function teeClient(client: Socket, copy: (chunk: Buffer) => void): Duplex {
+export function teeClient(client: Socket, copy: (chunk: Buffer) => void): Socket {
   const view = new Duplex({
     allowHalfOpen: true,
     read() {
@@ -34,8 +35,5 @@ export function teeClient(client: Socket, copy: (chunk: Buffer) => void): Duplex
   for (const key of ['remoteAddress', 'remotePort', 'localAddress', 'localPort', 'remoteFamily'] as const) {
     Object.defineProperty(view, key, { get: () => client[key] });
   }
-  for (const method of ['setNoDelay', 'setKeepAlive', 'setTimeout', 'ref', 'unref'] as const) {
-    Object.defineProperty(view, method, { value: () => view });
-  }
-  return view;
+  return socketLike(view);
 }
