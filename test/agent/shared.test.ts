@@ -325,9 +325,16 @@ describe('shared agent (agent --sessions)', { timeout: 10 * TEST_TIMEOUT_MS }, (
     for (const undo of cleanups.splice(0).reverse()) await undo();
   });
 
-  /** The paths of the requests the pod's own app received, in order. */
-  const targetPaths = (prefix: string): string[] =>
-    pod.httpRequests.filter((request) => request.service === 'target' && request.path.startsWith(prefix)).map((request) => request.path);
+  /**
+   * The paths of the requests the pod's own app received, in order, once it has reported `count` of them: the
+   * pod reports each request on its stdout, which may arrive after the answer reached the client.
+   */
+  const targetPaths = async (prefix: string, count: number): Promise<string[]> => {
+    const seen = (): string[] =>
+      pod.httpRequests.filter((request) => request.service === 'target' && request.path.startsWith(prefix)).map((request) => request.path);
+    await waitFor(() => seen().length >= count || undefined, `the pod to report ${count} requests under ${prefix} (saw ${seen().join(' ')})`).catch(() => undefined);
+    return seen();
+  };
 
   const aliceOnly: HttpFilterSpec = { header_filter: '^x-dev: alice$' };
   const bobOnly: HttpFilterSpec = { header_filter: '^x-dev: bob$' };
@@ -355,7 +362,7 @@ describe('shared agent (agent --sessions)', { timeout: 10 * TEST_TIMEOUT_MS }, (
     assert.equal(client.sockets.size, 1, 'every request went over the one kept-alive connection');
     assert.deepEqual(alice.paths('steal'), ['/t1/1', '/t1/5', '/t1/7']);
     assert.deepEqual(bob.paths('steal'), ['/t1/2', '/t1/4']);
-    assert.deepEqual(targetPaths('/t1/'), ['/t1/3', '/t1/6', '/t1/8']);
+    assert.deepEqual(await targetPaths('/t1/', 3), ['/t1/3', '/t1/6', '/t1/8']);
     assert.ok(alice.announced.every((event) => event.kind === 'request') && bob.announced.every((event) => event.kind === 'request'));
   });
 
@@ -385,7 +392,7 @@ describe('shared agent (agent --sessions)', { timeout: 10 * TEST_TIMEOUT_MS }, (
     assert.equal(watcher.announced[0]!.kind, 'connection');
     assert.deepEqual(alice.paths('steal'), ['/t2/1', '/t2/4']);
     assert.deepEqual(bob.paths('steal'), ['/t2/3']);
-    assert.deepEqual(targetPaths('/t2/'), ['/t2/2', '/t2/5']);
+    assert.deepEqual(await targetPaths('/t2/', 2), ['/t2/2', '/t2/5']);
   });
 
   it('leaves the other sessions, the kept-alive connection and the one chain intact when one session ends', { timeout: TEST_TIMEOUT_MS }, async () => {
@@ -411,7 +418,7 @@ describe('shared agent (agent --sessions)', { timeout: 10 * TEST_TIMEOUT_MS }, (
     assert.equal(client.sockets.size, 1, 'the client connection survived the session');
     assert.deepEqual(alice.paths('steal'), ['/t3/1']);
     assert.deepEqual(bob.paths('steal'), ['/t3/2', '/t3/4', '/t3/6']);
-    assert.deepEqual(targetPaths('/t3/'), ['/t3/3', '/t3/5']);
+    assert.deepEqual(await targetPaths('/t3/', 2), ['/t3/3', '/t3/5']);
     assert.equal((await remocalChains(pod)).length, 1, 'still exactly one remocal chain');
     assert.equal(bob.link.closed, false);
   });
@@ -571,7 +578,7 @@ describe('shared agent (agent --sessions)', { timeout: 10 * TEST_TIMEOUT_MS }, (
     for (const session of sessions) {
       assert.deepEqual(session.seen, [{ via: 'steal', path: `/t8/${session.name}`, dev: session.name }], `${session.name} got exactly its own request`);
     }
-    assert.deepEqual(targetPaths('/t8/'), ['/t8/none']);
+    assert.deepEqual(await targetPaths('/t8/', 1), ['/t8/none']);
     const routed = Object.fromEntries((await agent.sessions()).map((session) => [session.session, session.routed]));
     assert.deepEqual(routed, Object.fromEntries(names.map((name) => [name, 1])));
   });

@@ -54,8 +54,9 @@ describe('remocal port-forward', () => {
       const before = pod.httpRequests.length;
       const answer = await httpRequest({ host: '127.0.0.1', port: local, path: '/through-port-forward' });
       assert.equal(answer.status, 200);
-      const seen = pod.httpRequests.slice(before).map((entry) => JSON.stringify(entry));
-      assert.ok(seen.some((entry) => entry.includes('/through-port-forward')), `the pod's app saw: ${seen.join('\n')}`);
+      // The pod reports each request on its stdout, which may arrive after the answer did.
+      const seen = (): string[] => pod.httpRequests.slice(before).map((entry) => JSON.stringify(entry));
+      await waitFor(() => seen().some((entry) => entry.includes('/through-port-forward')), `the pod's app to see the request (saw: ${seen().join('\n')})`);
     } finally {
       await forward.stop();
     }
