@@ -106,7 +106,7 @@ export function acceptOneClient(options: AcceptOptions): Promise<Socket | null> 
 }
 
 /** null when the peer proved it holds the session's private key, else why not. */
-async function authenticate(socket: Socket, publicKey: string, timeoutMs: number): Promise<string | null> {
+export async function authenticate(socket: Socket, publicKey: string, timeoutMs: number): Promise<string | null> {
   // A reset from a prober must not become an uncaught 'error' (the read below sees the close). It stays on: the
   // accepted socket has no other listener until the link takes it over.
   socket.on('error', () => undefined);

@@ -24,6 +24,10 @@
 //   --sessions <path>        listen on this unix socket for session connections (each opened with a preamble
 //                            line naming the session, see protocol/shared-agent.ts); stdin/stdout carry the
 //                            operator's control link instead of a session, and the agent ends when it closes
+//   --sessions tcp --listen <host>:<port>
+//                            in a cluster: sessions and the control link both come to the --listen address,
+//                            each connection proving it holds the private key of $REMOCAL_AGENT_KEY (the
+//                            operator's); --ttl bounds the wait for the control link, --idle-timeout its silence
 //
 // Exit codes: 0 when the link closed (or no client came within the ttl), 1 on a failure, 2 on bad arguments,
 // 3 when --container-id names no running container; under --container-id, the nsenter'd agent's own code.
@@ -153,7 +157,11 @@ async function runInNetworkNamespaceOf(containerId: string, target: number): Pro
   return 128 + (signal === null ? 0 : (osConstants.signals[signal] ?? 0));
 }
 
-if (values.sessions !== undefined && values.listen !== undefined) usageError({}, '--sessions and --listen are two ways to reach the agent: give one');
+const sharedOverTcp = values.sessions === 'tcp';
+if (sharedOverTcp && listenAddress === null) usageError({}, '--sessions tcp takes its address from --listen <host>:<port>');
+if (values.sessions !== undefined && !sharedOverTcp && values.listen !== undefined) {
+  usageError({}, '--sessions <path> and --listen are two ways to reach the agent: give one, or --sessions tcp with --listen');
+}
 
 const target = new SharedTarget({ pid, netns: values.netns ?? null, log, files });
 const HANDSHAKE_TIMEOUT_MS = 10_000;
@@ -190,15 +198,33 @@ async function serveOverStdio(): Promise<string> {
 }
 
 async function serveShared(socketPath: string): Promise<string> {
-  const reason = await serveSharedTarget(target, { socketPath, control: stdio(), handshakeTimeoutMs: HANDSHAKE_TIMEOUT_MS });
+  const reason = await serveSharedTarget(target, {
+    listener:
+      sharedOverTcp && listenAddress !== null
+        ? {
+            kind: 'tcp',
+            address: listenAddress,
+            publicKey: takePublicKey(),
+            ttlMs,
+            idleMs,
+            onListening: (bound) => process.stdout.write(`remocal-agent listening ${formatListenAddress(bound)}\n`),
+          }
+        : { kind: 'unix', path: socketPath, control: stdio() },
+    handshakeTimeoutMs: HANDSHAKE_TIMEOUT_MS,
+  });
   await target.incoming.drain();
   return reason;
 }
 
-async function serveOverTcp(address: ListenAddress): Promise<string> {
+function takePublicKey(): string {
   const publicKey = process.env[AGENT_KEY_ENV]!;
   // The agent's own children (the iptables supervisor, iptables itself) have no use for it.
   delete process.env[AGENT_KEY_ENV];
+  return publicKey;
+}
+
+async function serveOverTcp(address: ListenAddress): Promise<string> {
+  const publicKey = takePublicKey();
   const client = await acceptOneClient({
     ...address,
     publicKey,

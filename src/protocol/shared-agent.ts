@@ -3,9 +3,9 @@
 //   operator ──control link (OperatorToAgent / AgentToOperator)── agent
 //   operator ──one connection per session: SessionPreamble line, then an ordinary intproxy↔agent link── agent
 //
-// The control link is the agent's lifeline: the operator starts the agent with it on the agent's stdio, and
-// the agent ends (removing its rules) when it closes, so an operator that dies, even by SIGKILL, takes its
-// agents with it. Each session connection starts with one JSON line naming the session; after it the bytes
+// The control link is the agent's lifeline: the operator starts the agent with it on the agent's stdio (or, in
+// a cluster, opens it as the first connection to the agent's port, with a ControlPreamble), and the agent ends
+// (removing its rules) when it closes, so an operator that dies, even by SIGKILL, takes its agents with it. Each session connection starts with one JSON line naming the session; after it the bytes
 // are the session's own link, exactly as a direct session's, so the intproxy and the layer cannot tell an
 // agent behind the operator from their own.
 
@@ -22,13 +22,23 @@ export interface SessionPreamble {
   files: 'off' | 'read' | 'write';
 }
 
+/**
+ * In a cluster the operator cannot own the agent's stdio: it reaches the agent's TCP port through a
+ * port-forward, and the first connection that says this is the control link.
+ */
+export interface ControlPreamble {
+  kind: 'control';
+}
+
+export type Preamble = SessionPreamble | ControlPreamble;
+
 /** A preamble longer than this is refused: it is a few names, and the peer is only trusted so far. */
 export const MAX_PREAMBLE_BYTES = 4096;
 
 const SESSION_ID = /^[a-z0-9][a-z0-9-]{0,62}$/;
 
 /** The preamble if `value` is a well-formed one, else why not. */
-export function parsePreamble(line: string): SessionPreamble | string {
+export function parsePreamble(line: string): Preamble | string {
   let value: unknown;
   try {
     value = JSON.parse(line);
@@ -37,6 +47,7 @@ export function parsePreamble(line: string): SessionPreamble | string {
   }
   if (typeof value !== 'object' || value === null) return 'the preamble is not an object';
   const { kind, session, owner, files } = value as Record<string, unknown>;
+  if (kind === 'control') return { kind };
   if (kind !== 'session') return `unknown preamble kind ${JSON.stringify(kind)}`;
   if (typeof session !== 'string' || !SESSION_ID.test(session)) return 'the preamble names no valid session id';
   if (typeof owner !== 'string' || owner.length === 0 || owner.length > 512) return 'the preamble names no owner';
