@@ -87,7 +87,7 @@ export function registerOperatorCommands(program: Command, addConfigFlags: (comm
     .action(async (options: ConfigFlags & { configFile?: string; json?: boolean }) => {
       const { json, ...rest } = options;
       const client = await operatorClient(rest);
-      const agents = await client.request<{ version: string; items: { target: string; pid: number; startedAt: string; sessions: number }[] }>('GET', '/agents');
+      const agents = await client.request<{ version: string; items: { target: string; agent: string; startedAt: string; sessions: number }[] }>('GET', '/agents');
       const sessions = await client.request<{ items: SessionItem[] }>('GET', '/sessions');
       const live = sessions.items.filter((item) => item.status.phase !== 'Closed');
       if (json) {
@@ -95,7 +95,7 @@ export function registerOperatorCommands(program: Command, addConfigFlags: (comm
         return;
       }
       process.stdout.write(`operator ${client.address.url}: healthy, version ${agents.version}\n${agents.items.length} agent(s), ${live.length} live session(s)\n`);
-      if (agents.items.length > 0) process.stdout.write(table([['TARGET', 'AGENT PID', 'SESSIONS', 'AGE'], ...agents.items.map((agent) => [agent.target, String(agent.pid), String(agent.sessions), age(agent.startedAt)])]));
+      if (agents.items.length > 0) process.stdout.write(table([['AGENT FOR', 'AGENT', 'SESSIONS', 'AGE'], ...agents.items.map((agent) => [agent.target, agent.agent, String(agent.sessions), age(agent.startedAt)])]));
     });
 
   const session = program.command('session').summary('list and end sessions on the operator');

@@ -1,28 +1,50 @@
 // One shared agent per target: started with the target's first session, ended a grace period after its last,
 // and replaced when it dies while sessions remain (those sessions are told; their links died with it).
 //
-// Each agent is a child of the operator with its control link on stdio, so an operator that dies takes its
-// agents with it and their supervisors remove the iptables rules. The agents' sockets and pid files live in
-// the state dir; a restarted operator ends any agent a previous run left there.
+// How an agent is started and reached is the launcher's (local-agents.ts: a child of the operator on this host;
+// kube-agents.ts: an ephemeral container reached through port-forwards). Either way the agent ends when its
+// control link closes, so an operator that dies takes its agents with it and their supervisors remove the
+// iptables rules.
 
-import type { ChildProcess } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { connect, type Socket } from 'node:net';
-import { join } from 'node:path';
-import { childExited, startChild } from '../core/child.js';
+import type { Duplex, Readable, Writable } from 'node:stream';
 import { AgentStartError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import { Link } from '../protocol/link.js';
 import { RpcClient } from '../protocol/rpc.js';
 import type { AgentToOperator, ControlRequest, ControlResults, OperatorToAgent, SessionPreamble, SessionStats, SessionStateEvent } from '../protocol/shared-agent.js';
-import { agentLaunch, type ResolvedLocalTarget } from '../platform/local.js';
+
+/** An agent as its launcher started it: the pool runs the control link over `control`. */
+export interface LaunchedAgent {
+  /** "pid 4242", "ephemeral container remocal-agent-1a2b in pod/orders-…": for status and logs. */
+  description: string;
+  control: { readable: Readable; writable: Writable };
+  /** Opens a session's connection: the preamble is written, the rest is the session's link. */
+  openSession(preamble: SessionPreamble): Promise<Duplex>;
+  /** Resolves when the agent is gone (exited, or its control stream closed), with why. */
+  exited: Promise<string>;
+  /** The last lines the agent logged, when the launcher can see them. */
+  lastWords(): string;
+  /**
+   * Ends it once the control link is closed: waits for the agent to finish what it accepted (bounded), or, with
+   * `now`, ends it at once (a failed start, an agent already lost).
+   */
+  stop(now?: boolean): Promise<void>;
+  /** How often the pool pings the control link (a port-forwarded agent drops a silent one); none for stdio. */
+  pingIntervalMs?: number | undefined;
+}
+
+export interface AgentLauncher<T> {
+  launch(key: string, target: T): Promise<LaunchedAgent>;
+  /** Ends what a previous run of the operator left behind; says what it removed. */
+  removeOrphans(): Promise<string[]>;
+}
 
 export interface SharedAgent {
   readonly key: string;
-  readonly pid: number;
+  readonly description: string;
   readonly startedAt: number;
   /** Opens a session's connection: the preamble is written, the rest is the session's link. */
-  openSession(preamble: SessionPreamble): Promise<Socket>;
+  openSession(preamble: SessionPreamble): Promise<Duplex>;
   sessions(): Promise<SessionStats[]>;
   endSession(request: Omit<Extract<ControlRequest, { op: 'session.end' }>, 'op'>): Promise<boolean>;
 }
@@ -33,8 +55,8 @@ export interface AgentLease {
   release(): void;
 }
 
-export interface AgentPoolOptions {
-  stateDir: string;
+export interface AgentPoolOptions<T> {
+  launcher: AgentLauncher<T>;
   log: Logger;
   graceMs: number;
   startupTimeoutMs: number;
@@ -44,8 +66,9 @@ export interface AgentPoolOptions {
   onAgentLost: (key: string, reason: string) => void;
 }
 
-interface Entry {
+interface Entry<T> {
   key: string;
+  target: T;
   agent: Promise<RunningAgent>;
   /** The agent, once it has started. */
   running: RunningAgent | undefined;
@@ -54,42 +77,26 @@ interface Entry {
 }
 
 interface RunningAgent extends SharedAgent {
-  child: ChildProcess;
+  launched: LaunchedAgent;
   link: Link<OperatorToAgent, AgentToOperator>;
   stopping: boolean;
 }
 
-export class AgentPool {
-  private readonly entries = new Map<string, Entry>();
-  private readonly dir: string;
+export class AgentPool<T> {
+  private readonly entries = new Map<string, Entry<T>>();
 
-  constructor(private readonly options: AgentPoolOptions) {
-    this.dir = join(options.stateDir, 'agents');
-    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
-  }
+  constructor(private readonly options: AgentPoolOptions<T>) {}
 
   /** Ends the agents a previous run of the operator left behind (it was killed before it could). */
-  removeOrphans(): string[] {
-    const removed: string[] = [];
-    for (const name of readdirSync(this.dir)) {
-      const path = join(this.dir, name);
-      if (name.endsWith('.pid')) {
-        const pid = Number(readFileSync(path, 'utf8'));
-        if (Number.isInteger(pid) && pid > 0 && isOurAgent(pid, this.dir)) {
-          process.kill(pid, 'SIGTERM');
-          removed.push(`pid ${pid} (${name.slice(0, -4)})`);
-        }
-      }
-      rmSync(path, { force: true });
-    }
-    return removed;
+  removeOrphans(): Promise<string[]> {
+    return this.options.launcher.removeOrphans();
   }
 
   /** The running agents, for `remocal operator status`. */
-  running(): { key: string; pid: number; startedAt: number; users: number }[] {
+  running(): { key: string; description: string; startedAt: number; users: number }[] {
     return [...this.entries.values()].flatMap((entry) => {
       const agent = entry.running;
-      return agent === undefined ? [] : [{ key: entry.key, pid: agent.pid, startedAt: agent.startedAt, users: entry.users }];
+      return agent === undefined ? [] : [{ key: entry.key, description: agent.description, startedAt: agent.startedAt, users: entry.users }];
     });
   }
 
@@ -101,11 +108,11 @@ export class AgentPool {
   }
 
   /** The target's agent, started if it has none, and held until the lease is released (once). */
-  async acquire(key: string, target: ResolvedLocalTarget): Promise<AgentLease> {
+  async acquire(key: string, target: T): Promise<AgentLease> {
     let entry = this.entries.get(key);
     if (entry === undefined) {
       const agent = this.start(key, target);
-      const created: Entry = { key, agent, running: undefined, users: 0, graceTimer: undefined };
+      const created: Entry<T> = { key, target, agent, running: undefined, users: 0, graceTimer: undefined };
       entry = created;
       this.entries.set(key, entry);
       agent.then(
@@ -133,7 +140,7 @@ export class AgentPool {
     }
   }
 
-  private release(entry: Entry): void {
+  private release(entry: Entry<T>): void {
     const key = entry.key;
     if (--entry.users > 0 || this.entries.get(key) !== entry) return;
     entry.graceTimer = setTimeout(() => {
@@ -156,53 +163,46 @@ export class AgentPool {
 
   private async stop(agent: RunningAgent): Promise<void> {
     agent.stopping = true;
-    this.options.log.info({ target: agent.key, pid: agent.pid }, 'ending the agent: no session left');
+    this.options.log.info({ target: agent.key, agent: agent.description }, 'ending the agent: no session left');
     // Closing the control link is the agent's signal to end: it removes its rules and finishes what it
     // accepted (bounded on its side).
     agent.link.close();
-    agent.child.stdin?.end();
-    const timer = setTimeout(() => agent.child.kill('SIGKILL'), 40_000);
-    await childExited(agent.child);
-    clearTimeout(timer);
+    await agent.launched.stop();
   }
 
-  private async start(key: string, target: ResolvedLocalTarget): Promise<RunningAgent> {
+  private async start(key: string, target: T): Promise<RunningAgent> {
     const { log } = this.options;
-    const fileKey = key.replace(/[^A-Za-z0-9_.-]/g, '_');
-    const socketPath = join(this.dir, `${fileKey}.sock`);
-    const launch = agentLaunch(target, { logLevel: 'info', files: 'write' });
-    const child = startChild(launch.command, [...launch.args, '--sessions', socketPath], { stdio: ['pipe', 'pipe', 'pipe'], log });
-    const stderrTail: string[] = [];
-    child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
-      stderrTail.push(chunk);
-      if (stderrTail.length > 20) stderrTail.shift();
-      for (const line of chunk.split('\n')) if (line.trim() !== '') log.debug({ target: key, agent: line }, 'agent log');
-    });
-    const exited = childExited(child);
-    const link = new Link<OperatorToAgent, AgentToOperator>({ readable: child.stdout!, writable: child.stdin! }, { role: 'operator', streamIdParity: 'odd', info: { pid: process.pid } });
+    const launched = await this.options.launcher.launch(key, target);
+    const link = new Link<OperatorToAgent, AgentToOperator>(launched.control, { role: 'operator', streamIdParity: 'odd', info: { pid: process.pid } });
     link.on('message', (message) => {
       if (message.type === 'session') this.options.onSessionState(message);
     });
     const rpc = new RpcClient<ControlRequest, ControlResults>(link, { defaultTimeoutMs: 5000 });
     try {
-      await Promise.race([
-        link.handshake(this.options.startupTimeoutMs),
-        exited.then(({ code, signal }) => Promise.reject(new Error(signal === null ? `exited with code ${code}` : `was killed by ${signal}`))),
-      ]);
+      await Promise.race([link.handshake(this.options.startupTimeoutMs), launched.exited.then((reason) => Promise.reject(new Error(reason)))]);
     } catch (error) {
-      child.kill('SIGKILL');
-      const tail = stderrTail.join('').trim().split('\n').slice(-3).join('\n');
+      link.close();
+      await launched.stop(true);
+      const tail = launched.lastWords();
       throw new AgentStartError(`The shared agent for ${key} did not start: ${(error as Error).message}.${tail ? `\nIts last words: ${tail}` : ''}`);
     }
-    writeFileSync(join(this.dir, `${fileKey}.pid`), String(child.pid));
+    // A port-forward that died quietly is only noticed by a ping that goes unanswered; the agent's side drops a
+    // silent link the same way.
+    let pinger: NodeJS.Timeout | undefined;
+    if (launched.pingIntervalMs !== undefined) {
+      pinger = setInterval(() => {
+        rpc.ping(launched.pingIntervalMs! * 2).catch(() => link.close());
+      }, launched.pingIntervalMs);
+      pinger.unref();
+    }
     const agent: RunningAgent = {
       key,
-      pid: child.pid!,
+      description: launched.description,
       startedAt: Date.now(),
-      child,
+      launched,
       link,
       stopping: false,
-      openSession: (preamble) => openSessionSocket(socketPath, preamble),
+      openSession: (preamble) => launched.openSession(preamble),
       sessions: async () => {
         const answer = await rpc.request({ op: 'agent.sessions' });
         return answer.ok ? answer.value.sessions : [];
@@ -212,14 +212,17 @@ export class AgentPool {
         return answer.ok && answer.value.found;
       },
     };
-    log.info({ target: key, pid: agent.pid }, 'shared agent started');
-    void exited.then(({ code, signal }) => {
-      rmSync(join(this.dir, `${fileKey}.pid`), { force: true });
+    log.info({ target: key, agent: agent.description }, 'shared agent started');
+    const lost = new Promise<string>((resolve) => link.once('close', () => resolve('its control link closed')));
+    void Promise.race([launched.exited, lost]).then(async (why) => {
+      clearInterval(pinger);
       const entry = this.entries.get(key);
       if (entry?.running === agent) this.entries.delete(key);
       if (agent.stopping) return;
-      const tail = stderrTail.join('').trim().split('\n').slice(-2).join(' ');
-      const reason = `the shared agent (pid ${agent.pid}) ${signal === null ? `exited with code ${code}` : `was killed by ${signal}`}${tail ? ` (${tail})` : ''}`;
+      link.close();
+      await launched.stop(true);
+      const tail = launched.lastWords().split('\n').slice(-2).join(' ');
+      const reason = `the shared agent (${agent.description}) ended: ${why}${tail ? ` (${tail})` : ''}`;
       log.warn({ target: key, reason }, 'shared agent lost');
       this.options.onAgentLost(key, reason);
       // Its sessions were told and end; a new agent is ready for those that come back, and goes after the grace
@@ -229,28 +232,5 @@ export class AgentPool {
       }
     });
     return agent;
-  }
-}
-
-function openSessionSocket(path: string, preamble: SessionPreamble): Promise<Socket> {
-  return new Promise((resolve, reject) => {
-    const socket = connect(path);
-    socket.once('error', reject);
-    socket.once('connect', () => {
-      socket.off('error', reject);
-      socket.write(`${JSON.stringify(preamble)}\n`);
-      resolve(socket);
-    });
-  });
-}
-
-/** Whether `pid` is an agent serving a socket in `dir`: a pid file may outlive its process and the pid be reused. */
-function isOurAgent(pid: number, dir: string): boolean {
-  try {
-    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-    const at = argv.indexOf('--sessions');
-    return at !== -1 && (argv[at + 1] ?? '').startsWith(`${dir}/`);
-  } catch {
-    return false;
   }
 }

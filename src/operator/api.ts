@@ -20,22 +20,21 @@ import { createWebSocketStream, WebSocketServer } from 'ws';
 import { isRemocalError, type RemocalError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import { packageVersion } from '../core/paths.js';
-import { formatTarget, parseTarget, type LocalTarget } from '../platform/target.js';
-import { resolveLocalTarget } from '../platform/local.js';
+import { formatTarget, parseTarget, type Target } from '../platform/target.js';
 import type { AgentPool } from './agents.js';
 import type { Authenticator, Identity } from './identity.js';
+import { NotServedError } from './not-served.js';
 import type { SessionRecord, SessionRegistry } from './sessions.js';
 import { targetFromResourceName, targetResourceName } from '../platform/operator/target-names.js';
-import { checkTargetAccess } from './target-access.js';
 
 export const API_GROUP = 'operator.remocal.dev';
 export const API_VERSION = 'v1';
 const PREFIX = `/apis/${API_GROUP}/${API_VERSION}`;
 const GROUP_VERSION = `${API_GROUP}/${API_VERSION}`;
 
-export interface ApiContext {
-  sessions: SessionRegistry;
-  agents: AgentPool;
+export interface ApiContext<T> {
+  sessions: SessionRegistry<T>;
+  agents: AgentPool<T>;
   auth: Authenticator;
   log: Logger;
 }
@@ -77,9 +76,10 @@ function sendJson(response: ServerResponse, status: number, body: unknown): void
   response.end(text);
 }
 
-export function createApi(context: ApiContext): { onRequest(request: IncomingMessage, response: ServerResponse): void; onUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void } {
+export function createApi<T>(context: ApiContext<T>): { onRequest(request: IncomingMessage, response: ServerResponse): void; onUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void } {
   const wss = new WebSocketServer({ noServer: true, maxPayload: 4 * 1024 * 1024, perMessageDeflate: false });
 
+  const { catalog } = context.sessions;
   const authenticate = (request: IncomingMessage): Identity => {
     const result = context.auth.authenticate(request);
     if (!result.ok) throw new ApiError(401, 'Unauthorized', `Unauthorized: ${result.message}`, { code: 'REMOCAL_OPERATOR_UNAUTHORIZED' });
@@ -93,40 +93,40 @@ export function createApi(context: ApiContext): { onRequest(request: IncomingMes
       response.end('ok\n');
       return;
     }
-    try {
+    void (async () => {
       const identity = authenticate(request);
       const url = new URL(request.url ?? '/', 'https://operator.invalid');
-      const answer = route(request.method ?? 'GET', url, identity, request.headers.accept ?? '');
+      const answer = await route(request.method ?? 'GET', url, identity, request.headers.accept ?? '');
       sendJson(response, answer.status, answer.body);
-    } catch (error) {
+    })().catch((error: unknown) => {
       const apiError = toApiError(error, context.log);
-      sendJson(response, apiError.status, statusBody(apiError));
-    }
+      if (!response.headersSent) sendJson(response, apiError.status, statusBody(apiError));
+    });
   };
 
-  const route = (method: string, url: URL, identity: Identity, accept: string): { status: number; body: unknown } => {
+  const route = async (method: string, url: URL, identity: Identity, accept: string): Promise<{ status: number; body: unknown }> => {
     const parts = url.pathname.startsWith(`${PREFIX}`) ? url.pathname.slice(PREFIX.length).split('/').filter((part) => part !== '').map(decodeURIComponent) : null;
     if (parts === null) throw new ApiError(404, 'NotFound', `the operator serves only ${PREFIX}`);
     if (parts.length === 0 && method === 'GET') return { status: 200, body: discovery() };
     if (parts.length === 1 && parts[0] === 'agents' && method === 'GET') return { status: 200, body: agentList(context.agents) };
     const [scope, namespace, resource, name, sub] = parts[0] === 'namespaces' ? ['namespaced', parts[1], parts[2], parts[3], parts[4]] : ['all', undefined, parts[0], parts[1], parts[2]];
     if (scope === 'all' && name !== undefined) throw new ApiError(404, 'NotFound', `${resource} are namespaced: use ${PREFIX}/namespaces/<namespace>/${resource}/${name}`);
-    if (namespace !== undefined && namespace !== context.sessions.namespace) {
-      throw new ApiError(404, 'NotFound', `this operator serves the namespace "${context.sessions.namespace}" only (local targets), not "${namespace}"`);
-    }
+    if (namespace !== undefined) catalog.checkNamespace(namespace);
+    const inScope = (record: SessionRecord): boolean => namespace === undefined || record.namespace === namespace;
     if (resource === 'sessions') {
       if (name === undefined && method === 'GET') {
         // `?owner=me`: the caller's own, as the operator knows the caller (`remocal session kill --mine`).
-        const records = context.sessions.list().filter((record) => url.searchParams.get('owner') !== 'me' || record.owner === identity.user);
+        const records = context.sessions.list().filter((record) => inScope(record) && (url.searchParams.get('owner') !== 'me' || record.owner === identity.user));
         return { status: 200, body: wantsTable(accept) ? sessionTable(records) : sessionList(records) };
       }
       if (name !== undefined && sub === undefined) {
-        const record = context.sessions.get(name);
+        const found = context.sessions.get(name);
+        const record = found !== undefined && inScope(found) ? found : undefined;
         if (record === undefined) throw new ApiError(404, 'NotFound', `sessions "${name}" not found`);
         if (method === 'GET') return { status: 200, body: sessionObject(record) };
         if (method === 'DELETE') {
           if (record.phase === 'Closed') throw new ApiError(409, 'Conflict', `session ${name} is already closed (${record.closeReason ?? 'no reason'})`);
-          if (record.owner !== identity.user && !identity.admin) {
+          if (record.owner !== identity.user && !(await catalog.mayEndOthers(identity, record.namespace))) {
             throw new ApiError(403, 'Forbidden', `session ${name} belongs to ${record.owner}: only its owner or an admin may end it`, { code: 'REMOCAL_OPERATOR_FORBIDDEN', hint: `Ask ${record.owner} to end it, or an admin of the operator.` });
           }
           context.sessions.kill(name, identity);
@@ -135,11 +135,11 @@ export function createApi(context: ApiContext): { onRequest(request: IncomingMes
       }
     }
     if (resource === 'targets' && method === 'GET' && sub === undefined) {
-      if (name === undefined) return { status: 200, body: targetList(context.sessions.list()) };
-      const target = parseTargetName(name);
-      checkTargetAccess(identity, formatTarget(target), context.sessions.allowedTargets);
-      const resolved = resolveLocalTarget(target);
-      return { status: 200, body: targetObject(target, resolved.description, resolved.pid !== null, context.sessions.list()) };
+      if (name === undefined) return { status: 200, body: targetList(context.sessions.list().filter(inScope)) };
+      const target = parseTargetName(name, url.searchParams.get('container'));
+      await catalog.authorize(identity, namespace!, target);
+      const resolved = await catalog.resolve(namespace!, target);
+      return { status: 200, body: targetObject(target, resolved.description, resolved.hasProcess, context.sessions.list().filter(inScope)) };
     }
     if (resource === 'targets' && sub === 'portforward') throw new ApiError(400, 'BadRequest', 'portforward is a WebSocket: send the GET with `Upgrade: websocket`');
     throw new ApiError(404, 'NotFound', `the operator has no ${method} ${url.pathname}`);
@@ -152,11 +152,12 @@ export function createApi(context: ApiContext): { onRequest(request: IncomingMes
       const url = new URL(request.url ?? '/', 'https://operator.invalid');
       const match = new RegExp(`^${PREFIX.replaceAll('.', '\\.')}/namespaces/([^/]+)/targets/([^/]+)/portforward$`).exec(url.pathname);
       if (match === null) throw new ApiError(404, 'NotFound', `no WebSocket at ${url.pathname}: sessions connect to ${PREFIX}/namespaces/<namespace>/targets/<target>/portforward`);
-      if (decodeURIComponent(match[1]!) !== context.sessions.namespace) throw new ApiError(404, 'NotFound', `this operator serves the namespace "${context.sessions.namespace}" only`);
-      const target = parseTargetName(decodeURIComponent(match[2]!));
+      const namespace = decodeURIComponent(match[1]!);
+      catalog.checkNamespace(namespace);
+      const target = parseTargetName(decodeURIComponent(match[2]!), url.searchParams.get('container'));
       const files = url.searchParams.get('files') ?? 'read';
       if (files !== 'off' && files !== 'read' && files !== 'write') throw new ApiError(400, 'BadRequest', `files must be off, read or write, not ${JSON.stringify(files)}`);
-      await context.sessions.open(identity, target, files, () => new Promise<Duplex>((resolve, reject) => {
+      await context.sessions.open(identity, namespace, target, files, () => new Promise<Duplex>((resolve, reject) => {
         // A request ws refuses (a bad Sec-WebSocket-Key, say) is answered and closed without the callback: the
         // session must not wait for it.
         socket.once('close', () => reject(new Error('the client went away before its WebSocket was open')));
@@ -175,14 +176,17 @@ export function createApi(context: ApiContext): { onRequest(request: IncomingMes
 
 function toApiError(error: unknown, log: Logger): ApiError {
   if (error instanceof ApiError) return error;
+  if (error instanceof NotServedError) return new ApiError(error.status, HTTP_REASON[error.status]!, error.message);
   if (isRemocalError(error)) return fromRemocalError(error);
   log.error({ err: error }, 'request failed');
   return new ApiError(500, 'InternalError', `the operator failed: ${(error as Error).message}`);
 }
 
-function parseTargetName(name: string): LocalTarget {
-  const target = targetFromResourceName(name);
-  if (target === null) throw new ApiError(400, 'BadRequest', `"${name}" is not a target name: this operator serves local targets, named pid.<pid>, container.<name> or netns.<name>`);
+function parseTargetName(name: string, container: string | null): Target {
+  const target = targetFromResourceName(name, container);
+  if (target === null) {
+    throw new ApiError(400, 'BadRequest', `"${name}" is not a target name: targets are named <kind>.<name> (pid.4242, container.api, deployment.orders), with a Kubernetes target's container in ?container=`);
+  }
   return target;
 }
 
@@ -213,7 +217,7 @@ function sessionObject(record: SessionRecord): object {
     apiVersion: GROUP_VERSION,
     kind: 'Session',
     metadata: { name: record.id, namespace: record.namespace, creationTimestamp: iso(record.startedAt) },
-    spec: { owner: record.owner, target: record.target, files: record.files },
+    spec: { owner: record.owner, target: record.target, resolvedTo: record.resolvedTo, files: record.files },
     status: {
       phase: record.phase,
       readyAt: iso(record.readyAt),
@@ -256,7 +260,7 @@ function formatSubscription(subscription: { port: number; mode: string; filter: 
   return `${subscription.port}:${subscription.filter === null ? subscription.mode : 'steal(filter)'}`;
 }
 
-function targetObject(target: LocalTarget, description: string, hasProcess: boolean, records: SessionRecord[]): object {
+function targetObject(target: Target, description: string, hasProcess: boolean, records: SessionRecord[]): object {
   const key = formatTarget(target);
   return {
     apiVersion: GROUP_VERSION,
@@ -275,18 +279,18 @@ function targetList(records: SessionRecord[]): object {
     kind: 'TargetList',
     metadata: {},
     items: [...targets].map(([key, held]) => {
-      const target = parseTarget(key) as LocalTarget;
+      const target = parseTarget(key);
       return { apiVersion: GROUP_VERSION, kind: 'Target', metadata: { name: targetResourceName(target) }, spec: { target: key }, status: { sessions: held.map((record) => ({ id: record.id, owner: record.owner, ports: record.subscriptions })) } };
     }),
   };
 }
 
-function agentList(agents: AgentPool): object {
+function agentList<T>(agents: AgentPool<T>): object {
   return {
     apiVersion: GROUP_VERSION,
     kind: 'AgentList',
     metadata: {},
     version: packageVersion(),
-    items: agents.running().map((agent) => ({ target: agent.key, pid: agent.pid, startedAt: iso(agent.startedAt), sessions: agent.users })),
+    items: agents.running().map((agent) => ({ target: agent.key, agent: agent.description, startedAt: iso(agent.startedAt), sessions: agent.users })),
   };
 }

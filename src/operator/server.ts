@@ -6,15 +6,17 @@ import { chmodSync, mkdirSync } from 'node:fs';
 import { createServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { createLogger, type Logger } from '../core/log.js';
+import type { ResolvedLocalTarget } from '../platform/local.js';
 import { AgentPool } from './agents.js';
 import { createApi } from './api.js';
 import type { OperatorConfig } from './config.js';
 import { TokenAuthenticator } from './identity.js';
+import { LocalAgentLauncher } from './local-agents.js';
+import { LocalCatalog } from './local-catalog.js';
 import { SessionRegistry } from './sessions.js';
 import { servingCertificate } from './tls.js';
 
-/** The namespace local targets live in, in the API's paths. */
-export const LOCAL_NAMESPACE = 'local';
+export { LOCAL_NAMESPACE } from './local-catalog.js';
 
 export interface RunningOperator {
   url: string;
@@ -29,18 +31,18 @@ export async function startOperator(config: OperatorConfig): Promise<RunningOper
   mkdirSync(config.state_dir, { recursive: true, mode: 0o700 });
   chmodSync(config.state_dir, 0o700);
   const tls = servingCertificate(config.state_dir, config.tls);
-  let registry: SessionRegistry | undefined;
-  const agents = new AgentPool({
-    stateDir: config.state_dir,
+  let registry: SessionRegistry<ResolvedLocalTarget> | undefined;
+  const agents = new AgentPool<ResolvedLocalTarget>({
+    launcher: new LocalAgentLauncher(config.state_dir, log),
     log,
     graceMs: config.agents.grace * 1000,
     startupTimeoutMs: config.agents.startup_timeout * 1000,
     onSessionState: (event) => registry?.onSessionState(event),
     onAgentLost: (key, reason) => registry?.onAgentLost(key, reason),
   });
-  const orphans = agents.removeOrphans();
+  const orphans = await agents.removeOrphans();
   if (orphans.length > 0) log.info({ orphans }, 'ended the agents a previous run left behind');
-  registry = new SessionRegistry(agents, config.sessions, log, LOCAL_NAMESPACE, config.targets);
+  registry = new SessionRegistry(agents, new LocalCatalog(config.targets), config.sessions, log);
   const api = createApi({ sessions: registry, agents, auth: new TokenAuthenticator(config.users), log });
   // HTTP/1.1: session streams are WebSockets, which the Kubernetes aggregator too dials over HTTP/1.1.
   const server = createServer({ cert: tls.cert, key: tls.key, minVersion: 'TLSv1.2' }, api.onRequest);

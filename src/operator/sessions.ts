@@ -7,12 +7,11 @@ import { randomBytes } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../core/log.js';
 import type { SessionStateEvent, SubscriptionStats } from '../protocol/shared-agent.js';
-import { resolveLocalTarget } from '../platform/local.js';
-import { formatTarget, type LocalTarget } from '../platform/target.js';
+import { formatTarget, type Target } from '../platform/target.js';
 import type { AgentPool } from './agents.js';
+import type { TargetCatalog } from './catalog.js';
 import type { OperatorConfig } from './config.js';
 import type { Identity } from './identity.js';
-import { checkTargetAccess } from './target-access.js';
 
 export type SessionPhase = 'Starting' | 'Ready' | 'Closed';
 
@@ -20,8 +19,10 @@ export interface SessionRecord {
   id: string;
   owner: string;
   namespace: string;
-  /** `pid/4242`. */
+  /** `pid/4242`, `deployment/orders`: as the user named it. */
   target: string;
+  /** What it resolved to: "pod/orders-… (picked from deployment/orders)". */
+  resolvedTo: string;
   files: 'off' | 'read' | 'write';
   startedAt: number;
   phase: SessionPhase;
@@ -44,18 +45,16 @@ interface Live {
 
 const STATS_INTERVAL_MS = 1000;
 
-export class SessionRegistry {
+export class SessionRegistry<T> {
   private readonly live = new Map<string, Live>();
   private readonly closed: SessionRecord[] = [];
   private readonly sweeper: NodeJS.Timeout;
 
   constructor(
-    private readonly pool: AgentPool,
+    private readonly pool: AgentPool<T>,
+    readonly catalog: TargetCatalog<T>,
     private readonly limits: OperatorConfig['sessions'],
     private readonly log: Logger,
-    readonly namespace: string,
-    /** The targets users may open sessions on (config `targets`). */
-    readonly allowedTargets: readonly string[],
   ) {
     this.sweeper = setInterval(() => void this.sweep(), STATS_INTERVAL_MS);
     this.sweeper.unref();
@@ -89,12 +88,14 @@ export class SessionRegistry {
    * once the agent's side is ready (the WebSocket upgrade happens only then, so that a refusal is still an
    * HTTP answer). Resolves once attached; the session then lives until either side ends it.
    */
-  async open(identity: Identity, target: LocalTarget, files: SessionRecord['files'], attach: () => Promise<Duplex>): Promise<SessionRecord> {
+  async open(identity: Identity, namespace: string, target: Target, files: SessionRecord['files'], attach: () => Promise<Duplex>): Promise<SessionRecord> {
     const key = formatTarget(target);
-    checkTargetAccess(identity, key, this.allowedTargets);
-    const resolved = resolveLocalTarget(target);
+    this.catalog.checkNamespace(namespace);
+    await this.catalog.authorize(identity, namespace, target);
+    const resolved = await this.catalog.resolve(namespace, target);
     const id = randomBytes(4).toString('hex');
-    const lease = await this.pool.acquire(key, resolved);
+    const agentKey = resolved.agentKey;
+    const lease = await this.pool.acquire(agentKey, resolved.target);
     let socket: Duplex;
     try {
       socket = await lease.agent.openSession({ kind: 'session', session: id, owner: identity.user, files });
@@ -106,8 +107,9 @@ export class SessionRegistry {
     const record: SessionRecord = {
       id,
       owner: identity.user,
-      namespace: this.namespace,
+      namespace,
       target: key,
+      resolvedTo: resolved.description,
       files,
       startedAt: now,
       phase: 'Starting',
@@ -121,7 +123,7 @@ export class SessionRegistry {
     let closeReason: string | undefined;
     const entry: Live = {
       record,
-      agentKey: key,
+      agentKey,
       end: (code, reason, hint) => {
         if (closeReason !== undefined) return;
         closeReason = reason;
@@ -143,7 +145,7 @@ export class SessionRegistry {
       this.closed.unshift(record);
       this.closed.splice(this.limits.keep_closed);
       lease.release();
-      this.log.info({ session: id, owner: record.owner, target: key, reason: record.closeReason }, 'session closed');
+      this.log.info({ session: id, owner: record.owner, target: key, agent: agentKey, reason: record.closeReason }, 'session closed');
     };
     let client: Duplex;
     try {
@@ -165,7 +167,7 @@ export class SessionRegistry {
       socket.destroy();
       finish('the client ended the session');
     });
-    this.log.info({ session: id, owner: record.owner, target: key }, 'session opened');
+    this.log.info({ session: id, owner: record.owner, target: key, agent: agentKey }, 'session opened');
     return record;
   }
 
