@@ -20,9 +20,36 @@ const user = z.strictObject({
   targets: z.array(z.string().min(1)).optional(),
 }).refine((value) => (value.token === undefined) !== (value.token_sha256 === undefined), 'give each user exactly one of token and token_sha256');
 
+const kubernetes = z
+  .strictObject({
+    /** A kubeconfig file, for an operator run outside the cluster; inside it, its ServiceAccount is used. */
+    kubeconfig: z.string().min(1).optional(),
+    /** How often the front proxy's settings (kube-system/extension-apiserver-authentication) are read again. */
+    authentication_reload: seconds(60),
+    agent: z
+      .strictObject({
+        /** The agent image; the one of this remocal's version unless given. */
+        image: z.string().min(1).optional(),
+        /** An ephemeral container in the target pod; false: a Job's pod on the target's node. */
+        ephemeral: z.boolean().default(true),
+        privileged: z.boolean().default(false),
+        /** An agent whose operator never opens its control link exits after this long. */
+        ttl: seconds(60),
+        log_level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'),
+      })
+      .prefault({}),
+  })
+  .prefault({});
+
 export const operatorConfigSchema = z.strictObject({
-  /** `local`: targets on this host (pid/, container/, netns/), users from `users`. */
-  mode: z.literal('local').default('local'),
+  /**
+   * `local`: targets on this host (pid/, container/, netns/), users from `users`, over its own TLS.
+   * `kubernetes`: the cluster's workloads, served as the aggregated API behind the API server, which
+   * authenticates the users (front-proxy headers) and checks their RBAC; the operator checks the rest with
+   * SubjectAccessReviews.
+   */
+  mode: z.enum(['local', 'kubernetes']).default('local'),
+  kubernetes,
   listen: z.strictObject({ host: z.string().min(1).default('0.0.0.0'), port: z.int().min(0).max(65_535).default(7443) }).prefault({}),
   /** Where the operator keeps its certificates and its agents' sockets (mode 0700). */
   state_dir: z.string().min(1).default('/var/lib/remocal-operator'),
@@ -35,7 +62,8 @@ export const operatorConfigSchema = z.strictObject({
       names: z.array(z.string().min(1)).default([]),
     })
     .prefault({}),
-  users: z.array(user).min(1, 'list at least one user: nobody could use the operator otherwise'),
+  /** Local mode's users; Kubernetes mode takes its users from the API server and ignores none here. */
+  users: z.array(user).default([]),
   /**
    * The targets users may open sessions on, as target strings where `*` stands for any run of characters
    * (`container/orders-*`, `pid/*`). A session on a target reads its environment and files: list only what the
@@ -63,6 +91,13 @@ export const operatorConfigSchema = z.strictObject({
     })
     .prefault({}),
   log_level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'),
+}).superRefine((config, context) => {
+  if (config.mode === 'local' && config.users.length === 0) {
+    context.addIssue({ code: 'custom', path: ['users'], message: 'list at least one user: nobody could use the operator otherwise' });
+  }
+  if (config.mode === 'kubernetes' && config.users.length > 0) {
+    context.addIssue({ code: 'custom', path: ['users'], message: 'in Kubernetes mode the API server says who the users are: remove `users`, and grant access with RBAC' });
+  }
 });
 
 export type OperatorConfig = z.output<typeof operatorConfigSchema>;

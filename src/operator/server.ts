@@ -1,20 +1,23 @@
 // `remocal operator serve`: the operator as one process. It serves its API over HTTPS, owns one shared agent per
 // target, and keeps the sessions' records. Local mode serves the targets of this host to the users of its
-// config; see docs/operator.md.
+// config; Kubernetes mode serves the cluster's workloads behind the API server (the aggregated API
+// operator.remocal.dev). See docs/operator.md.
 
 import { chmodSync, mkdirSync } from 'node:fs';
-import { createServer } from 'node:https';
+import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { packageVersion } from '../core/paths.js';
 import { createLogger, type Logger } from '../core/log.js';
-import type { ResolvedLocalTarget } from '../platform/local.js';
-import { AgentPool } from './agents.js';
+import { AgentPool, type AgentLauncher } from './agents.js';
 import { createApi } from './api.js';
+import type { TargetCatalog } from './catalog.js';
 import type { OperatorConfig } from './config.js';
-import { TokenAuthenticator } from './identity.js';
+import { frontProxyTlsOptions } from './front-proxy.js';
+import { TokenAuthenticator, type Authenticator } from './identity.js';
 import { LocalAgentLauncher } from './local-agents.js';
 import { LocalCatalog } from './local-catalog.js';
 import { SessionRegistry } from './sessions.js';
-import { servingCertificate } from './tls.js';
+import { servingCertificate, type ServingCertificate } from './tls.js';
 
 export { LOCAL_NAMESPACE } from './local-catalog.js';
 
@@ -25,15 +28,77 @@ export interface RunningOperator {
   close(): Promise<void>;
 }
 
+/** What differs between the modes: who the users are, what the targets are, how agents start. */
+interface Mode<T> {
+  auth: Authenticator;
+  catalog: TargetCatalog<T>;
+  launcher: AgentLauncher<T>;
+  /** TLS options beyond the certificate (Kubernetes mode asks for the front proxy's client certificate). */
+  tls: Record<string, unknown>;
+  /** Starts what runs beside the server (the ConfigMap reload); given the server, to swap its TLS context. */
+  start?(server: Server): void;
+  close?(): void;
+}
+
+function localMode(config: OperatorConfig, log: Logger): Mode<unknown> {
+  return {
+    auth: new TokenAuthenticator(config.users),
+    catalog: new LocalCatalog(config.targets) as TargetCatalog<unknown>,
+    launcher: new LocalAgentLauncher(config.state_dir, log) as AgentLauncher<unknown>,
+    tls: {},
+  };
+}
+
+async function kubernetesMode(config: OperatorConfig, log: Logger, certificate: ServingCertificate): Promise<Mode<unknown>> {
+  // Loaded only in this mode: the Kubernetes client is large.
+  const [{ connectKube }, { ReloadingFrontProxyAuthenticator }, { AccessReviewer, KubeCatalog }, { KubeAgentLauncher }] = await Promise.all([
+    import('../platform/kubernetes/api.js'),
+    import('./kube-auth.js'),
+    import('./kube-catalog.js'),
+    import('./kube-agents.js'),
+  ]);
+  const settings = config.kubernetes;
+  const kube = connectKube(settings.kubeconfig === undefined ? { inCluster: true } : { kubeconfig: settings.kubeconfig });
+  const auth = await ReloadingFrontProxyAuthenticator.load(kube);
+  const agent = settings.agent;
+  return {
+    auth,
+    catalog: new KubeCatalog(kube, new AccessReviewer(kube, log)) as TargetCatalog<unknown>,
+    launcher: new KubeAgentLauncher(kube, {
+      placement: {
+        image: agent.image ?? `remocal/agent:${packageVersion()}`,
+        labels: { 'remocal.dev/operator': 'true' },
+        annotations: {},
+        tolerations: [],
+        nodeSelector: {},
+        resources: {},
+        serviceAccount: undefined,
+        privileged: agent.privileged,
+        ttlSeconds: agent.ttl,
+        logLevel: agent.log_level,
+      },
+      ephemeral: agent.ephemeral,
+      startupTimeoutMs: config.agents.startup_timeout * 1000,
+    }) as AgentLauncher<unknown>,
+    tls: frontProxyTlsOptions(auth.frontProxy),
+    start: (server) =>
+      auth.watch(kube, settings.authentication_reload * 1000, log, (changed) => {
+        server.setSecureContext({ cert: certificate.cert, key: certificate.key, ...frontProxyTlsOptions(changed) });
+      }),
+    close: () => auth.close(),
+  };
+}
+
 export async function startOperator(config: OperatorConfig): Promise<RunningOperator> {
   const log = createLogger('operator', { level: config.log_level });
   // Sockets of root's agents and the CA's key live here: nobody else may look.
   mkdirSync(config.state_dir, { recursive: true, mode: 0o700 });
   chmodSync(config.state_dir, 0o700);
-  const tls = servingCertificate(config.state_dir, config.tls);
-  let registry: SessionRegistry<ResolvedLocalTarget> | undefined;
-  const agents = new AgentPool<ResolvedLocalTarget>({
-    launcher: new LocalAgentLauncher(config.state_dir, log),
+  const certificate = servingCertificate(config.state_dir, config.tls);
+  const mode = config.mode === 'kubernetes' ? await kubernetesMode(config, log, certificate) : localMode(config, log);
+  let registry: SessionRegistry<unknown> | undefined;
+  const agents = new AgentPool<unknown>({
+    launcher: mode.launcher,
     log,
     graceMs: config.agents.grace * 1000,
     startupTimeoutMs: config.agents.startup_timeout * 1000,
@@ -42,10 +107,10 @@ export async function startOperator(config: OperatorConfig): Promise<RunningOper
   });
   const orphans = await agents.removeOrphans();
   if (orphans.length > 0) log.info({ orphans }, 'ended the agents a previous run left behind');
-  registry = new SessionRegistry(agents, new LocalCatalog(config.targets), config.sessions, log);
-  const api = createApi({ sessions: registry, agents, auth: new TokenAuthenticator(config.users), log });
+  registry = new SessionRegistry(agents, mode.catalog, config.sessions, log);
+  const api = createApi({ sessions: registry, agents, auth: mode.auth, log });
   // HTTP/1.1: session streams are WebSockets, which the Kubernetes aggregator too dials over HTTP/1.1.
-  const server = createServer({ cert: tls.cert, key: tls.key, minVersion: 'TLSv1.2' }, api.onRequest);
+  const server = createServer({ cert: certificate.cert, key: certificate.key, minVersion: 'TLSv1.2', ...mode.tls }, api.onRequest);
   server.on('upgrade', api.onUpgrade);
   // Streams are long-lived and idle between requests: Node's request timeouts would cut them.
   server.requestTimeout = 0;
@@ -57,15 +122,17 @@ export async function startOperator(config: OperatorConfig): Promise<RunningOper
       resolve();
     });
   });
+  mode.start?.(server);
   const { port } = server.address() as AddressInfo;
   const host = config.listen.host === '0.0.0.0' || config.listen.host === '::' ? '127.0.0.1' : config.listen.host;
   const url = `https://${host.includes(':') ? `[${host}]` : host}:${port}`;
-  log.info({ url, caFile: tls.caFile }, 'operator listening');
+  log.info({ url, mode: config.mode, caFile: certificate.caFile }, 'operator listening');
   return {
     url,
-    caFile: tls.caFile,
+    caFile: certificate.caFile,
     log,
     async close() {
+      mode.close?.();
       server.close();
       server.closeAllConnections();
       registry?.close();

@@ -1,6 +1,5 @@
 // Which platform serves a target: the one place that chooses, so commands only ever prepare "a session".
 
-import { FeatureUnavailableError } from '../core/errors.js';
 import type { KubePlatformSettings } from './kubernetes/session.js';
 import { localPlatform } from './local.js';
 import { operatorPlatform, wantsOperator, type OperatorPlatformSettings } from './operator/platform.js';
@@ -23,12 +22,11 @@ export async function prepareSession(target: Target, settings: PlatformSettings,
       return localPlatform.prepare(target, request);
     }
     case 'kubernetes': {
-      if (settings.operator.use === true) {
-        throw new FeatureUnavailableError(`${target.kind === 'targetless' ? 'targetless' : `${target.kind}/${target.name}`} is a Kubernetes target, and this remocal reaches only local-mode operators so far.`, {
-          hint: 'Set `operator: false` (or leave it at "auto") to reach the pod directly, each session with its own agent.',
-        });
-      }
       // Loaded only for Kubernetes targets: the Kubernetes client is large, and local sessions start faster without it.
+      if (settings.operator.use !== false) {
+        const { kubeOperatorPlatform } = await import('./operator/kube-platform.js');
+        return kubeOperatorPlatform(settings.kubernetes, settings.operator.use).prepare(target, request);
+      }
       const { kubernetesPlatform } = await import('./kubernetes/session.js');
       return kubernetesPlatform(settings.kubernetes).prepare(target, request);
     }

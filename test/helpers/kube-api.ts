@@ -97,9 +97,21 @@ export interface FakeKubeApi {
   override(method: string, path: string | RegExp, handler: OverrideHandler): () => void;
   /** A recorded answer by exchange name, for an override to serve (e.g. the pod after a PATCH). */
   recorded(name: string): KubeResponse;
+  /**
+   * Serves `/apis/<group>/…` by handing the request to `backend`, as the kube-aggregator hands an APIService's
+   * group to its Service. The caller is authenticated first (401 otherwise); the rest is the backend's.
+   */
+  aggregate(backend: AggregatedBackend): () => void;
   /** Writes a kubeconfig for `user` with its token and namespace and returns its path. */
   kubeconfig(user: KubeUser, namespace?: string): string;
   close(): Promise<void>;
+}
+
+/** An aggregated API behind the fake (see aggregator.ts). */
+export interface AggregatedBackend {
+  group: string;
+  request(request: KubeRequest & { user: KubeUser }, incoming: IncomingMessage, body: Buffer, response: ServerResponse): void;
+  upgrade(request: KubeRequest & { user: KubeUser }, incoming: IncomingMessage, socket: Duplex, head: Buffer): void;
 }
 
 export function loadFixtureIndex(): RecordedExchange[] {
@@ -438,12 +450,27 @@ export async function startFakeKubeApi(options: FakeKubeApiOptions = {}): Promis
     };
   };
 
+  let aggregated: AggregatedBackend | undefined;
+  const aggregatedHere = (request: KubeRequest): boolean =>
+    aggregated !== undefined && (request.pathname === `/apis/${aggregated.group}` || request.pathname.startsWith(`/apis/${aggregated.group}/`));
+
   const server = createServer((incoming, response) => {
     const chunks: Buffer[] = [];
     incoming.on('data', (chunk: Buffer) => chunks.push(chunk));
     incoming.on('end', () => {
       const request = describe(incoming, Buffer.concat(chunks).toString('utf8'));
       requests.push(request);
+      if (aggregatedHere(request)) {
+        if (request.user === null) {
+          request.answeredBy = 'unauthorized';
+          request.status = 401;
+          send(response, { status: 401, body: unauthorizedBody });
+          return;
+        }
+        request.answeredBy = 'aggregated';
+        aggregated!.request(request as KubeRequest & { user: KubeUser }, incoming, Buffer.concat(chunks), response);
+        return;
+      }
       answer(request).then(
         (reply) => {
           request.status = reply.status;
@@ -481,6 +508,11 @@ export async function startFakeKubeApi(options: FakeKubeApiOptions = {}): Promis
     if (request.user === null) {
       request.answeredBy = 'unauthorized';
       refuseUpgrade(socket, request, 401, unauthorizedBody);
+      return;
+    }
+    if (aggregatedHere(request)) {
+      request.answeredBy = 'aggregated';
+      aggregated!.upgrade(request as KubeRequest & { user: KubeUser }, incoming, socket, head);
       return;
     }
     const match = /^\/api\/v1\/namespaces\/([^/]+)\/pods\/([^/]+)\/portforward$/.exec(request.pathname);
@@ -607,6 +639,12 @@ export async function startFakeKubeApi(options: FakeKubeApiOptions = {}): Promis
       };
     },
     recorded,
+    aggregate(backend) {
+      aggregated = backend;
+      return () => {
+        if (aggregated === backend) aggregated = undefined;
+      };
+    },
     kubeconfig(user, namespace = 'shop') {
       tempDir ??= mkdtempSync(join(tmpdir(), 'remocal-fake-kube-'));
       const short = user === 'admin' ? 'admin' : 'alice';

@@ -38,6 +38,8 @@ export interface AgentRun {
   /** Mirroring and stealing redirect ports with iptables, which needs NET_ADMIN; nothing else does. */
   redirects: boolean;
   files: 'off' | 'read' | 'write';
+  /** The operator's agent: one per target, serving every session on the same port (agent --sessions tcp). */
+  shared?: boolean;
 }
 
 export const AGENT_CONTAINER_NAME = 'remocal-agent';
@@ -47,7 +49,8 @@ export const SESSION_LABEL = 'remocal.dev/session';
 const JOB_TTL_AFTER_FINISHED_SECONDS = 10;
 
 function agentArgs(placement: AgentPlacement, run: AgentRun, extra: string[]): string[] {
-  return ['--listen', `127.0.0.1:${run.port}`, '--ttl', String(placement.ttlSeconds), '--log-level', placement.logLevel, '--files', run.files, ...extra];
+  const shared = run.shared === true ? ['--sessions', 'tcp'] : [];
+  return [...shared, '--listen', `127.0.0.1:${run.port}`, '--ttl', String(placement.ttlSeconds), '--log-level', placement.logLevel, '--files', run.files, ...extra];
 }
 
 function securityContext(placement: AgentPlacement, capabilities: string[]): Record<string, unknown> {

@@ -2,8 +2,9 @@
 // refusal turned back into the error the operator meant (its Status carries remocal's code and hint).
 
 import { readFileSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
 import { request as httpsRequest, type RequestOptions } from 'node:https';
-import { OperatorUnauthorizedError, OperatorUnavailableError, ConfigError, type RemocalError } from '../../core/errors.js';
+import { OperatorForbiddenError, OperatorUnauthorizedError, OperatorUnavailableError, ConfigError, type RemocalError } from '../../core/errors.js';
 import { deserializeError } from '../../protocol/wire-error.js';
 
 export interface OperatorAddress {
@@ -12,6 +13,16 @@ export interface OperatorAddress {
   token: string | undefined;
   /** PEM of the CA to trust instead of the system's. */
   ca: string | undefined;
+  /**
+   * Through the API server: the kubeconfig's credentials as they are (a client certificate, headers such as
+   * Authorization), and whether the server's certificate is checked.
+   */
+  cert?: string | undefined;
+  key?: string | undefined;
+  headers?: Record<string, string> | undefined;
+  rejectUnauthorized?: boolean | undefined;
+  /** "the operator at https://…" or "the operator behind the API server https://…": for messages. */
+  label?: string | undefined;
 }
 
 export const OPERATOR_API_PREFIX = '/apis/operator.remocal.dev/v1';
@@ -35,9 +46,20 @@ export function operatorAddress(settings: { url?: string | undefined; token?: st
 /** TLS and the token, for https.request and for the WebSocket client alike. */
 export function requestOptions(address: OperatorAddress): RequestOptions {
   return {
-    headers: address.token === undefined ? {} : { authorization: `Bearer ${address.token}` },
+    headers: { ...address.headers, ...(address.token === undefined ? {} : { authorization: `Bearer ${address.token}` }) },
     ...(address.ca === undefined ? {} : { ca: address.ca }),
+    ...(address.cert === undefined ? {} : { cert: address.cert }),
+    ...(address.key === undefined ? {} : { key: address.key }),
+    ...(address.rejectUnauthorized === false ? { rejectUnauthorized: false } : {}),
   };
+}
+
+function label(address: OperatorAddress): string {
+  return address.label ?? `the operator at ${address.url}`;
+}
+
+function capitalized(text: string): string {
+  return text.charAt(0).toUpperCase() + text.slice(1);
 }
 
 interface StatusBody {
@@ -57,26 +79,34 @@ export function errorFromStatus(address: OperatorAddress, status: number, body: 
   }
   const message = parsed.message ?? (body.trim().slice(0, 300) || `HTTP ${status}`);
   const cause = parsed.details?.causes?.find((entry) => entry.field === 'remocal');
-  if (status === 401) return new OperatorUnauthorizedError(`The operator at ${address.url} refused the request: ${message}.`);
+  if (status === 401) return new OperatorUnauthorizedError(`${capitalized(label(address))} refused the request: ${message}.`);
   if (cause?.reason !== undefined) return deserializeError({ code: cause.reason, message, hint: cause.message || undefined });
-  return new OperatorUnavailableError(`The operator at ${address.url} answered ${status}: ${message}`);
+  // A 403 without remocal's cause is the API server's RBAC, before the operator saw anything.
+  if (status === 403) {
+    return new OperatorForbiddenError(`The API server refused: ${message}.`, {
+      hint: 'Ask an admin to bind you the ClusterRole remocal-user (sessions, targets, targets/portforward of operator.remocal.dev), as `remocal operator setup` prints.',
+    });
+  }
+  return new OperatorUnavailableError(`${capitalized(label(address))} answered ${status}: ${message}`);
 }
 
 export function unreachable(address: OperatorAddress, error: Error): RemocalError {
   const code = (error as NodeJS.ErrnoException).code;
   if (code !== undefined && /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS/.test(code)) {
-    return new OperatorUnavailableError(`The operator at ${address.url} did not prove who it is: ${error.message}.`, {
+    return new OperatorUnavailableError(`${capitalized(label(address))} did not prove who it is: ${error.message}.`, {
       hint: 'Set local_operator.ca_file to the CA the operator printed when it started (tls/ca.pem in its state dir).',
     });
   }
-  return new OperatorUnavailableError(`No operator answers at ${address.url}: ${error.message}.`);
+  return new OperatorUnavailableError(`Nothing answers for ${label(address)}: ${error.message}.`);
 }
 
 /** One JSON request to the operator; a failure answer throws the error it stands for. */
 export function operatorRequest<T>(address: OperatorAddress, method: string, path: string, timeoutMs = 10_000): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     const options = requestOptions(address);
-    const request = httpsRequest(`${address.url}${path}`, { ...options, method, headers: { ...options.headers, accept: 'application/json' }, timeout: timeoutMs }, (response) => {
+    // http: only for an API server the kubeconfig names that way (a local test cluster); never in local mode.
+    const send = address.url.startsWith('http:') ? httpRequest : httpsRequest;
+    const request = send(`${address.url}${path}`, { ...options, method, headers: { ...options.headers, accept: 'application/json' }, timeout: timeoutMs }, (response) => {
       let body = '';
       response.setEncoding('utf8');
       response.on('data', (chunk: string) => {
@@ -89,7 +119,7 @@ export function operatorRequest<T>(address: OperatorAddress, method: string, pat
           try {
             resolve(JSON.parse(body) as T);
           } catch {
-            reject(new OperatorUnavailableError(`The operator at ${address.url} answered ${path} with something that is not JSON.`));
+            reject(new OperatorUnavailableError(`${capitalized(label(address))} answered ${path} with something that is not JSON.`));
           }
         } else {
           reject(errorFromStatus(address, status, body));

@@ -15,10 +15,13 @@ async function main(): Promise<number> {
     process.stderr.write(`operator-link: ${OPERATOR_LINK_ENV} must be set\n`);
     return 2;
   }
-  const url = settings.url.replace(/^https:/, 'wss:');
+  const url = settings.url.replace(/^https:/, 'wss:').replace(/^http:/, 'ws:');
   const ws = new WebSocket(url, {
-    headers: settings.token === undefined ? {} : { authorization: `Bearer ${settings.token}` },
+    headers: { ...settings.headers, ...(settings.token === undefined ? {} : { authorization: `Bearer ${settings.token}` }) },
     ...(settings.ca === undefined ? {} : { ca: settings.ca }),
+    ...(settings.cert === undefined ? {} : { cert: settings.cert }),
+    ...(settings.key === undefined ? {} : { key: settings.key }),
+    ...(settings.rejectUnauthorized === false ? { rejectUnauthorized: false } : {}),
     handshakeTimeout: settings.timeoutMs,
     perMessageDeflate: false,
     maxPayload: 4 * 1024 * 1024,

@@ -8,5 +8,10 @@ export interface OperatorLinkSettings {
   url: string;
   token: string | undefined;
   ca: string | undefined;
+  /** Through the API server: the kubeconfig's client certificate and headers, as OperatorAddress has them. */
+  cert?: string | undefined;
+  key?: string | undefined;
+  headers?: Record<string, string> | undefined;
+  rejectUnauthorized?: boolean | undefined;
   timeoutMs: number;
 }

@@ -6,7 +6,7 @@
 import type { Platform } from '../platform.js';
 import type { LocalTarget } from '../target.js';
 import { formatTarget } from '../target.js';
-import { operatorAddress } from './client.js';
+import { OPERATOR_LOCAL_NAMESPACE, operatorAddress } from './client.js';
 import { prepareOperatorSession } from './session.js';
 
 export interface OperatorPlatformSettings {
@@ -26,7 +26,7 @@ export function operatorPlatform(settings: OperatorPlatformSettings): Platform<L
     async prepare(target, request) {
       const address = operatorAddress(settings);
       const step = request.onStep(`asking the operator at ${address.url} for ${formatTarget(target)}`);
-      const session = await prepareOperatorSession(address, target, { files: request.files, startupTimeoutMs: request.startupTimeoutMs });
+      const session = await prepareOperatorSession(address, OPERATOR_LOCAL_NAMESPACE, target, { files: request.files, startupTimeoutMs: request.startupTimeoutMs });
       const others = session.others.length === 0 ? 'no other session on it' : `also there: ${session.others.map((other) => `${other.owner} (session ${other.id})`).join(', ')}`;
       step.done(`through the operator: ${session.description}; ${others}`);
       return { launch: session.launch, description: session.description, linkStep: 'connecting to the session', hasProcess: session.hasProcess, cleanup: async () => undefined };

@@ -4,8 +4,8 @@
 
 import { distFile } from '../../core/paths.js';
 import type { AgentLaunch } from '../../protocol/contracts.js';
-import { formatTarget, type LocalTarget } from '../target.js';
-import { OPERATOR_API_PREFIX, OPERATOR_LOCAL_NAMESPACE, operatorRequest, type OperatorAddress } from './client.js';
+import { formatTarget, type Target } from '../target.js';
+import { OPERATOR_API_PREFIX, operatorRequest, type OperatorAddress } from './client.js';
 import { OPERATOR_LINK_ENV, type OperatorLinkSettings } from './link-settings.js';
 import { targetResourceName } from './target-names.js';
 
@@ -20,14 +20,28 @@ export interface OperatorSession {
 /** How often the intproxy pings a session behind the operator: the path crosses a network. */
 const OPERATOR_PING_INTERVAL_MS = 5000;
 
-export async function prepareOperatorSession(address: OperatorAddress, target: LocalTarget, options: { files: 'off' | 'read' | 'write'; startupTimeoutMs: number }): Promise<OperatorSession> {
+export async function prepareOperatorSession(
+  address: OperatorAddress,
+  namespace: string,
+  target: Target,
+  options: { files: 'off' | 'read' | 'write'; startupTimeoutMs: number },
+): Promise<OperatorSession> {
   const name = targetResourceName(target);
-  const targetPath = `${OPERATOR_API_PREFIX}/namespaces/${OPERATOR_LOCAL_NAMESPACE}/targets/${encodeURIComponent(name)}`;
-  const answer = await operatorRequest<{ spec: { description: string; hasProcess: boolean }; status: { sessions: { id: string; owner: string }[] } }>(address, 'GET', targetPath);
+  const targetPath = `${OPERATOR_API_PREFIX}/namespaces/${encodeURIComponent(namespace)}/targets/${encodeURIComponent(name)}`;
+  const container = target.platform === 'kubernetes' && target.kind !== 'targetless' && target.container !== null ? target.container : undefined;
+  const query = (extra: Record<string, string>): string => {
+    const params = new URLSearchParams({ ...extra, ...(container === undefined ? {} : { container }) }).toString();
+    return params === '' ? '' : `?${params}`;
+  };
+  const answer = await operatorRequest<{ spec: { description: string; hasProcess: boolean }; status: { sessions: { id: string; owner: string }[] } }>(address, 'GET', `${targetPath}${query({})}`);
   const link: OperatorLinkSettings = {
-    url: `${address.url}${targetPath}/portforward?files=${options.files}`,
+    url: `${address.url}${targetPath}/portforward${query({ files: options.files })}`,
     token: address.token,
     ca: address.ca,
+    cert: address.cert,
+    key: address.key,
+    headers: address.headers,
+    rejectUnauthorized: address.rejectUnauthorized,
     timeoutMs: Math.max(1000, options.startupTimeoutMs - 3000),
   };
   return {
@@ -35,7 +49,7 @@ export async function prepareOperatorSession(address: OperatorAddress, target: L
       command: process.execPath,
       args: [distFile('operator-link.js')],
       env: { [OPERATOR_LINK_ENV]: JSON.stringify(link) },
-      target: `${formatTarget(target)} (through the operator at ${address.url})`,
+      target: `${formatTarget(target)} (through ${address.label ?? `the operator at ${address.url}`})`,
       pingIntervalMs: OPERATOR_PING_INTERVAL_MS,
     },
     description: answer.spec.description,

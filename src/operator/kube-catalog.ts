@@ -1,0 +1,108 @@
+// Kubernetes mode's targets: the workloads of the cluster's namespaces. The API server has already checked the
+// user's RBAC on `targets/portforward` (or `targets`) before it proxied the request; the operator then asks, with
+// a SubjectAccessReview as the user, whether they may `get` the workload they name, so a user sees through the
+// operator no more than kubectl shows them. Ending someone else's session takes the verb `kill` on `sessions`.
+
+import { AuthorizationV1Api, type V1SubjectAccessReview } from '@kubernetes/client-node';
+import { OperatorForbiddenError, OperatorUnavailableError } from '../core/errors.js';
+import type { Logger } from '../core/log.js';
+import type { Kube } from '../platform/kubernetes/api.js';
+import { resolveKubeTarget, type ResolvedPod } from '../platform/kubernetes/resolve.js';
+import { formatTarget, type KubernetesKind, type Target } from '../platform/target.js';
+import type { ResolvedForSession, TargetCatalog } from './catalog.js';
+import type { Identity } from './identity.js';
+import { NotServedError } from './not-served.js';
+
+const NAMESPACE = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+
+/** The resource (and group) a target kind is read as, for the SubjectAccessReview. */
+const RESOURCE_OF: Record<KubernetesKind, { group: string; resource: string }> = {
+  pod: { group: '', resource: 'pods' },
+  deployment: { group: 'apps', resource: 'deployments' },
+  statefulset: { group: 'apps', resource: 'statefulsets' },
+  replicaset: { group: 'apps', resource: 'replicasets' },
+  job: { group: 'batch', resource: 'jobs' },
+  cronjob: { group: 'batch', resource: 'cronjobs' },
+  rollout: { group: 'argoproj.io', resource: 'rollouts' },
+  service: { group: '', resource: 'services' },
+};
+
+export interface ResourceAttributes {
+  namespace: string;
+  verb: string;
+  group: string;
+  resource: string;
+  name?: string;
+}
+
+/** Asks the API server whether `identity` may do `attributes`, as the user, with the operator's ServiceAccount. */
+export class AccessReviewer {
+  private readonly api: AuthorizationV1Api;
+
+  constructor(
+    kube: Kube,
+    private readonly log: Logger,
+  ) {
+    this.api = kube.config.makeApiClient(AuthorizationV1Api);
+  }
+
+  async allowed(identity: Identity, attributes: ResourceAttributes): Promise<boolean> {
+    const body: V1SubjectAccessReview = {
+      apiVersion: 'authorization.k8s.io/v1',
+      kind: 'SubjectAccessReview',
+      spec: { user: identity.user, groups: identity.groups, extra: identity.extra, resourceAttributes: attributes },
+    };
+    let review: V1SubjectAccessReview;
+    try {
+      review = await this.api.createSubjectAccessReview({ body });
+    } catch (error) {
+      this.log.error({ err: error, attributes }, 'SubjectAccessReview failed');
+      throw new OperatorUnavailableError(`The operator could not check your access: the SubjectAccessReview failed (${(error as Error).message}).`, {
+        hint: 'The operator\'s ServiceAccount needs the ClusterRole system:auth-delegator: `remocal operator setup` binds it.',
+      });
+    }
+    // RBAC answers allowed: false, never denied: true; anything but allowed is a no.
+    return review.status?.allowed === true;
+  }
+}
+
+export class KubeCatalog implements TargetCatalog<ResolvedPod> {
+  constructor(
+    private readonly kube: Kube,
+    private readonly reviewer: AccessReviewer,
+  ) {}
+
+  checkNamespace(namespace: string): void {
+    if (!NAMESPACE.test(namespace)) throw new NotServedError(`"${namespace}" is not a namespace name`, 400);
+  }
+
+  async authorize(identity: Identity, namespace: string, target: Target): Promise<void> {
+    if (target.platform !== 'kubernetes') {
+      throw new OperatorForbiddenError(`This operator serves the cluster's workloads, not ${formatTarget(target)}, a target on some host.`, {
+        hint: 'A host\'s targets go through a local-mode operator on that host (local_operator.url).',
+      });
+    }
+    if (target.kind === 'targetless' || target.kind === 'cronjob') {
+      throw new OperatorForbiddenError(`Sessions on ${target.kind === 'targetless' ? 'targetless' : 'a cronjob'} are not shared through the operator: there is no running pod to share.`, {
+        hint: 'Run it with `operator: false`: a session of its own, with its own agent.',
+      });
+    }
+    const { group, resource } = RESOURCE_OF[target.kind];
+    if (!(await this.reviewer.allowed(identity, { namespace, verb: 'get', group, resource, name: target.name }))) {
+      throw new OperatorForbiddenError(`${identity.user} may not get ${resource}${group === '' ? '' : `.${group}`} "${target.name}" in namespace ${namespace}, so may not open a session on it.`, {
+        hint: `Check it with \`kubectl auth can-i get ${resource}${group === '' ? '' : `.${group}`}/${target.name} -n ${namespace}\`; an admin grants it with a Role.`,
+      });
+    }
+  }
+
+  async resolve(namespace: string, target: Target): Promise<ResolvedForSession<ResolvedPod>> {
+    if (target.platform !== 'kubernetes' || target.kind === 'targetless') throw new Error('unreachable: authorize refuses other targets');
+    const resolved = await resolveKubeTarget({ ...this.kube, namespace }, target);
+    if (resolved.kind !== 'pod') throw new Error('unreachable: only targetless resolves to no pod');
+    return { agentKey: `${namespace}/${resolved.podName}/${resolved.container}`, target: resolved, description: resolved.description, hasProcess: true };
+  }
+
+  async mayEndOthers(identity: Identity, namespace: string): Promise<boolean> {
+    return identity.admin || this.reviewer.allowed(identity, { namespace, verb: 'kill', group: 'operator.remocal.dev', resource: 'sessions' });
+  }
+}

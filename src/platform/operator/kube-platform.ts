@@ -1,0 +1,78 @@
+// Kubernetes targets through the operator in the cluster: the session's requests and its stream go to the API
+// server with the user's own kubeconfig credentials, and the API server proxies them to the operator (the
+// aggregated API operator.remocal.dev), so the cluster's authentication and RBAC apply as for kubectl. The
+// layer and the intproxy do not change: the launch is operator-link, as for a local-mode operator.
+//
+// `operator: auto` takes this path when the APIService exists and is Available, and the direct one otherwise,
+// saying which it took and why.
+
+import { ApiregistrationV1Api } from '@kubernetes/client-node';
+import type { RequestOptions } from 'node:https';
+import { OperatorUnavailableError } from '../../core/errors.js';
+import { apiStatus, connectKube, type Kube } from '../kubernetes/api.js';
+import { kubernetesPlatform, type KubePlatformSettings } from '../kubernetes/session.js';
+import type { Platform } from '../platform.js';
+import { formatTarget, type KubernetesTarget } from '../target.js';
+import type { OperatorAddress } from './client.js';
+import { prepareOperatorSession } from './session.js';
+
+export const OPERATOR_APISERVICE = 'v1.operator.remocal.dev';
+
+/** Whether the cluster's operator can take sessions, and if not, why not (for the progress line or the error). */
+export async function clusterOperator(kube: Kube): Promise<{ available: true } | { available: false; why: string }> {
+  try {
+    const service = await kube.config.makeApiClient(ApiregistrationV1Api).readAPIService({ name: OPERATOR_APISERVICE });
+    const condition = (service.status?.conditions ?? []).find((entry) => entry.type === 'Available');
+    if (condition?.status === 'True') return { available: true };
+    return { available: false, why: `the APIService ${OPERATOR_APISERVICE} is not Available (${condition?.reason ?? 'no condition yet'}${condition?.message ? `: ${condition.message}` : ''})` };
+  } catch (error) {
+    const status = apiStatus(error);
+    if (status?.code === 404) return { available: false, why: `the cluster has no APIService ${OPERATOR_APISERVICE}` };
+    if (status?.code === 403) return { available: false, why: `you may not read the APIService ${OPERATOR_APISERVICE} (403), so whether an operator runs is unknown` };
+    return { available: false, why: `the APIService ${OPERATOR_APISERVICE} could not be read: ${status?.message ?? (error as Error).message}` };
+  }
+}
+
+/** The API server as the address of the operator behind it, with the kubeconfig's credentials. */
+export async function apiServerAddress(kube: Kube): Promise<OperatorAddress> {
+  const options: RequestOptions = {};
+  await kube.config.applyToHTTPSOptions(options);
+  const headers = Object.fromEntries(Object.entries(options.headers ?? {}).map(([name, value]) => [name, String(value)]));
+  const pem = (value: unknown): string | undefined => (value === undefined || value === null ? undefined : Buffer.isBuffer(value) ? value.toString('utf8') : String(value));
+  return {
+    url: kube.server.replace(/\/+$/, ''),
+    token: undefined,
+    ca: pem(options.ca),
+    cert: pem(options.cert),
+    key: pem(options.key),
+    headers,
+    rejectUnauthorized: options.rejectUnauthorized,
+    label: `the operator behind the API server ${kube.server}`,
+  };
+}
+
+export function kubeOperatorPlatform(settings: KubePlatformSettings, use: true | 'auto', connect: typeof connectKube = connectKube): Platform<KubernetesTarget> {
+  return {
+    async prepare(target, request) {
+      const kube = connect(settings.kube);
+      const looking = request.onStep(`looking for the remocal operator in the cluster (context ${kube.contextName})`);
+      const found = await clusterOperator(kube);
+      if (!found.available) {
+        if (use === true) {
+          throw new OperatorUnavailableError(`\`operator: true\`, but ${found.why}.`, {
+            hint: 'Install it with `remocal operator setup | kubectl apply -f -` (docs/operator.md), or set `operator: auto` to fall back to a session of your own.',
+          });
+        }
+        looking.done(`no operator: ${found.why}; this session starts an agent of its own`);
+        return kubernetesPlatform(settings, connect).prepare(target, request);
+      }
+      looking.done(`found: ${OPERATOR_APISERVICE} is Available`);
+      const address = await apiServerAddress(kube);
+      const asking = request.onStep(`asking the operator for ${formatTarget(target)} in namespace ${kube.namespace}`);
+      const session = await prepareOperatorSession(address, kube.namespace, target, { files: request.files, startupTimeoutMs: request.startupTimeoutMs });
+      const others = session.others.length === 0 ? 'no other session on it' : `also there: ${session.others.map((other) => `${other.owner} (session ${other.id})`).join(', ')}`;
+      asking.done(`through the operator: ${session.description}; ${others}`);
+      return { launch: session.launch, description: session.description, linkStep: 'connecting to the session', hasProcess: session.hasProcess, cleanup: async () => undefined };
+    },
+  };
+}
