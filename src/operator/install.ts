@@ -40,10 +40,7 @@ export function operatorServiceNames(namespace: string): string[] {
   return [`${OPERATOR_NAME}.${namespace}.svc`, `${OPERATOR_NAME}.${namespace}.svc.cluster.local`];
 }
 
-/**
- * The operator's own config inside the cluster. Listens on the container port with the mounted certificate;
- * `mode: kubernetes` is the serving mode still being built, so today's `operator serve` refuses this file.
- */
+/** The operator's own config inside the cluster: Kubernetes mode, on the container port, with the mounted certificate. */
 export function clusterOperatorConfig(): Record<string, unknown> {
   return {
     mode: 'kubernetes',
@@ -64,7 +61,8 @@ function metadata(name: string, namespace?: string): Record<string, unknown> {
 const operatorRules = [
   { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch'] },
   { apiGroups: [''], resources: ['pods/ephemeralcontainers'], verbs: ['patch'] },
-  { apiGroups: [''], resources: ['pods/portforward'], verbs: ['create'] },
+  // `get` for the WebSocket upgrade (a GET) before Kubernetes 1.35, `create` from then on.
+  { apiGroups: [''], resources: ['pods/portforward'], verbs: ['create', 'get'] },
   { apiGroups: [''], resources: ['services'], verbs: ['get', 'list'] },
   { apiGroups: [''], resources: ['events'], verbs: ['list'] },
   { apiGroups: ['apps'], resources: ['deployments', 'statefulsets', 'replicasets'], verbs: ['get', 'list'] },
@@ -81,6 +79,8 @@ const userRules = [
   { apiGroups: [OPERATOR_GROUP], resources: ['targets'], verbs: ['get', 'list'] },
   // `create` for the POST, `get` for the WebSocket upgrade (a GET): RBAC checks one or the other.
   { apiGroups: [OPERATOR_GROUP], resources: ['targets/portforward'], verbs: ['get', 'create'] },
+  // `operator: auto` reads the APIService's Available condition to choose the path.
+  { apiGroups: ['apiregistration.k8s.io'], resources: ['apiservices'], resourceNames: [OPERATOR_APISERVICE], verbs: ['get'] },
 ];
 
 export function operatorInstallObjects(options: InstallOptions): KubeObject[] {
@@ -193,7 +193,6 @@ export function installYaml(objects: readonly KubeObject[], namespace: string): 
   const selector = Object.entries(INSTALL_LABELS).map(([key, value]) => `${key}=${value}`).join(',');
   const header = [
     '# The remocal operator, installed as an aggregated API (operator.remocal.dev/v1).',
-    '# The Kubernetes serving mode of the operator is still being built: these objects prepare the install.',
     '#',
     '# Apply:',
     '#   remocal operator setup | kubectl apply -f -',

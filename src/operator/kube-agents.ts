@@ -5,7 +5,7 @@
 // operator that dies, or loses the cluster, leaves no agent holding rules.
 
 import { randomBytes, randomInt } from 'node:crypto';
-import { Duplex } from 'node:stream';
+import { Duplex, PassThrough } from 'node:stream';
 import { newSessionKeys } from '../protocol/agent-auth.js';
 import type { ControlPreamble, SessionPreamble } from '../protocol/shared-agent.js';
 import { startKubeAgent } from '../platform/kubernetes/agent.js';
@@ -61,7 +61,9 @@ export class KubeAgentLauncher implements AgentLauncher<ResolvedPod> {
     }
     return {
       description: agent.description,
-      control: { readable: control.readable, writable: control.writable },
+      // The port-forward's stream is left paused after the agent's challenge (so nothing is lost before a reader
+      // comes), and a paused stream stays paused under a 'data' listener: piping resumes it into the link's reader.
+      control: { readable: control.readable.pipe(new PassThrough()), writable: control.writable },
       pingIntervalMs: KUBE_CONTROL_PING_MS,
       openSession: async (preamble) => {
         const stream = await open(preamble);

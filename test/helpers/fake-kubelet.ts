@@ -48,7 +48,7 @@ export function installFakeKubelet(api: FakeKubeApi, pod: Pod, podName: string, 
       const env = Object.fromEntries((container.env as { name: string; value: string }[]).map((entry) => [entry.name, entry.value]));
       agents.push(
         startChild('nsenter', [`--net=${pod.netnsPath}`, '--', process.execPath, distFile('agent.js'), ...agentArgs], {
-          stdio: ['ignore', 'ignore', 'ignore'],
+          stdio: ['ignore', 'ignore', process.env.REMOCAL_TEST_AGENT_LOGS === '1' ? 'inherit' : 'ignore'],
           env: { ...process.env, ...env },
         }),
       );

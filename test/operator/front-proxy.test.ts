@@ -4,16 +4,14 @@
 
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { runChildSync } from '../../src/core/child.js';
 import { ConfigError } from '../../src/core/errors.js';
 import { FRONT_PROXY_LIMITS, FrontProxyAuthenticator, frontProxyTlsOptions, identityFromHeaders, parseAuthenticationConfigMap, type ConfigMapJson, type FrontProxySettings } from '../../src/operator/front-proxy.js';
 import type { Authenticator } from '../../src/operator/identity.js';
+import { TestCertificates } from '../helpers/certificates.js';
 
 const fixtures = new URL('../fixtures/k8s/operator/', import.meta.url);
 const fixture = <T>(name: string): T => JSON.parse(readFileSync(new URL(name, fixtures), 'utf8')) as T;
@@ -21,27 +19,12 @@ const recordedConfigMap = fixture<ConfigMapJson & { data: Record<string, string>
 interface RecordedRequest { url: string; rawHeaders: string[]; tls: { authorized: boolean; peerCertificate: { subject: { CN: string } } } }
 const recorded = (name: string): RecordedRequest[] => fixture<{ requests: RecordedRequest[] }>(name).requests;
 
-const dir = mkdtempSync(join(tmpdir(), 'remocal-front-proxy-'));
-after(() => rmSync(dir, { recursive: true, force: true }));
-
-function openssl(args: string[]): void {
-  const result = runChildSync('openssl', args, { cwd: dir, encoding: 'utf8', timeout: 30_000 });
-  assert.equal(result.status, 0, `openssl ${args.join(' ')}: ${result.stderr}`);
-}
-
-function makeCA(name: string): void {
-  openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', `${name}-key.pem`, '-out', `${name}.pem`, '-days', '2', '-subj', `/CN=${name}`]);
-}
-
-/** A client certificate with `cn`, signed by the CA `ca`. */
-function makeClient(name: string, cn: string, ca: string): { cert: string; key: string } {
-  openssl(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', `${name}-key.pem`, '-out', `${name}.csr`, '-subj', `/CN=${cn}`]);
-  writeFileSync(join(dir, 'client.ext'), 'extendedKeyUsage=clientAuth\nkeyUsage=digitalSignature\n');
-  openssl(['x509', '-req', '-in', `${name}.csr`, '-CA', `${ca}.pem`, '-CAkey', `${ca}-key.pem`, '-CAcreateserial', '-out', `${name}.pem`, '-days', '2', '-extfile', 'client.ext']);
-  return { cert: readFileSync(join(dir, `${name}.pem`), 'utf8'), key: readFileSync(join(dir, `${name}-key.pem`), 'utf8') };
-}
-
-const read = (name: string): string => readFileSync(join(dir, name), 'utf8');
+const certificates = new TestCertificates();
+after(() => certificates.remove());
+const openssl = (args: string[]): void => certificates.openssl(args);
+const makeCA = (name: string): string => certificates.ca(name);
+const makeClient = (name: string, cn: string, ca: string): { cert: string; key: string } => certificates.client(name, cn, ca);
+const read = (name: string): string => certificates.read(name);
 
 interface Server { port: number; close(): Promise<void> }
 

@@ -97,10 +97,8 @@ describe('operatorInstallObjects', () => {
   it('the ConfigMap holds a config whose keys are the operator\'s own, pointing at the mounted certificate', () => {
     const config = parseYaml(find(objects, 'ConfigMap').data['operator.yaml'] as string) as Record<string, unknown>;
     assert.deepEqual(config, clusterOperatorConfig());
-    // `mode: kubernetes` and the users are what the serving mode being built will add; the rest must parse today.
-    const { mode, ...rest } = config;
-    assert.equal(mode, 'kubernetes');
-    const parsed = operatorConfigSchema.omit({ mode: true, users: true }).safeParse(rest);
+    assert.equal(config.mode, 'kubernetes');
+    const parsed = operatorConfigSchema.safeParse(config);
     assert.ok(parsed.success, JSON.stringify(parsed.error?.issues));
     assert.equal(parsed.data.listen.port, 8443);
     const mounts = find(objects, 'Deployment').spec.template.spec.containers[0].volumeMounts as { name: string; mountPath: string }[];
@@ -146,6 +144,7 @@ describe('operatorInstallObjects', () => {
       { apiGroups: ['operator.remocal.dev'], resources: ['sessions'], verbs: ['get', 'list', 'delete'] },
       { apiGroups: ['operator.remocal.dev'], resources: ['targets'], verbs: ['get', 'list'] },
       { apiGroups: ['operator.remocal.dev'], resources: ['targets/portforward'], verbs: ['get', 'create'] },
+      { apiGroups: ['apiregistration.k8s.io'], resources: ['apiservices'], resourceNames: ['v1.operator.remocal.dev'], verbs: ['get'] },
     ]);
   });
 
