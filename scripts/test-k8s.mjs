@@ -2,6 +2,8 @@
 // cleanup) against a real cluster. It needs
 //   KUBECONFIG                 the cluster (its current context, or REMOCAL_K8S_CONTEXT)
 //   REMOCAL_K8S_AGENT_IMAGE    an agent image the cluster's nodes can run (see docs/kubernetes.md)
+//   REMOCAL_K8S_OPERATOR_IMAGE for the operator tier: an operator image (Dockerfile.operator); without it
+//                              that tier is reported as skipped
 // Without them it says so and exits 0: a skipped tier is reported as skipped, never as passed.
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';

@@ -40,8 +40,8 @@ export function registerOperatorCommands(program: Command, addConfigFlags: (comm
 
   operator
     .command('serve')
-    .summary('run the operator (local mode: the targets of this host)')
-    .description('Serves the operator API over HTTPS to the users of its config, and owns one shared agent per target. Runs until SIGINT or SIGTERM; its agents end with it.')
+    .summary('run the operator: local mode (this host\'s targets) or Kubernetes mode (behind the API server)')
+    .description('Serves the operator API over HTTPS and owns one shared agent per target. In local mode (the default) its users are the ones of its config, each with a token; in Kubernetes mode (mode: kubernetes, as `remocal operator setup` installs it) it serves the aggregated API operator.remocal.dev, believing only the API server\'s front proxy, and checks access with SubjectAccessReviews. Runs until SIGINT or SIGTERM; its agents end with it.')
     .requiredOption('--config <file>', 'the operator config (YAML or JSON; docs/operator.md)')
     .addHelpText('after', '\nExample:\n  sudo remocal operator serve --config /etc/remocal/operator.yaml')
     .action(async (options: { config: string }) => {
@@ -60,12 +60,13 @@ export function registerOperatorCommands(program: Command, addConfigFlags: (comm
   operator
     .command('setup')
     .summary('print the YAML that installs the operator in a cluster')
-    .description('Prints the operator\'s install (namespace, RBAC, TLS secret, Deployment, Service, APIService) as one YAML stream, with a fresh CA and serving certificate made with openssl. The Kubernetes serving mode is still being built: these objects prepare the install. See docs/operator.md.')
+    .description('Prints the operator\'s install (namespace, RBAC, TLS secret, Deployment, Service, APIService) as one YAML stream, with a fresh CA and serving certificate made with openssl. The operator then serves operator.remocal.dev behind the API server, and `remocal exec` on a Kubernetes target uses it once its APIService is Available. See docs/operator.md.')
     .option('--namespace <ns>', 'the operator\'s namespace', 'remocal-system')
     .option('--image <image>', 'the operator image (default: remocal/operator:<this version>)')
+    .option('--agent-image <image>', 'the image of the agents the operator starts next to targets (default: remocal/agent:<this version>)')
     .option('--print-certs', 'print only a new certificate, as a values file for charts/remocal-operator')
     .addHelpText('after', '\nExamples:\n  remocal operator setup | kubectl apply -f -\n  remocal operator setup --print-certs > certs.yaml && helm install remocal-operator charts/remocal-operator -f certs.yaml')
-    .action(async (options: { namespace: string; image?: string; printCerts?: boolean }) => {
+    .action(async (options: { namespace: string; image?: string; agentImage?: string; printCerts?: boolean }) => {
       const { operatorInstallObjects, operatorServiceNames, installYaml, certificateValuesYaml } = await import('../operator/install.js');
       const { issueWithThrowawayCa } = await import('../operator/tls.js');
       const { packageVersion } = await import('../core/paths.js');
@@ -76,7 +77,7 @@ export function registerOperatorCommands(program: Command, addConfigFlags: (comm
         process.stdout.write(certificateValuesYaml(certificate));
         return;
       }
-      const objects = operatorInstallObjects({ namespace: options.namespace, image: options.image ?? `remocal/operator:${packageVersion()}`, certificate });
+      const objects = operatorInstallObjects({ namespace: options.namespace, image: options.image ?? `remocal/operator:${packageVersion()}`, agentImage: options.agentImage, certificate });
       process.stdout.write(installYaml(objects, options.namespace));
     });
 

@@ -32,6 +32,8 @@ export interface InstallOptions {
   /** Default: remocal/operator:<this package's version>, which the caller passes in. */
   image: string;
   replicas?: number;
+  /** The agents' image, when it is not remocal/agent:<the operator's version>. */
+  agentImage?: string | undefined;
   certificate: IssuedCertificate;
 }
 
@@ -41,9 +43,10 @@ export function operatorServiceNames(namespace: string): string[] {
 }
 
 /** The operator's own config inside the cluster: Kubernetes mode, on the container port, with the mounted certificate. */
-export function clusterOperatorConfig(): Record<string, unknown> {
+export function clusterOperatorConfig(agentImage?: string): Record<string, unknown> {
   return {
     mode: 'kubernetes',
+    ...(agentImage === undefined ? {} : { kubernetes: { agent: { image: agentImage } } }),
     listen: { host: '0.0.0.0', port: SERVING_PORT },
     state_dir: STATE_DIR,
     tls: { cert_file: `${TLS_DIR}/tls.crt`, key_file: `${TLS_DIR}/tls.key` },
@@ -126,7 +129,7 @@ export function operatorInstallObjects(options: InstallOptions): KubeObject[] {
       apiVersion: 'v1',
       kind: 'ConfigMap',
       metadata: metadata(`${OPERATOR_NAME}-config`, namespace),
-      data: { 'operator.yaml': stringify(clusterOperatorConfig()) },
+      data: { 'operator.yaml': stringify(clusterOperatorConfig(options.agentImage)) },
     },
     {
       apiVersion: 'apps/v1',

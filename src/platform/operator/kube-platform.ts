@@ -54,6 +54,8 @@ export async function apiServerAddress(kube: Kube): Promise<OperatorAddress> {
 export function kubeOperatorPlatform(settings: KubePlatformSettings, use: true | 'auto', connect: typeof connectKube = connectKube): Platform<KubernetesTarget> {
   return {
     async prepare(target, request) {
+      // The operator shares running pods; a targetless session, or a CronJob's run, has none to share.
+      if (use === 'auto' && (target.kind === 'targetless' || target.kind === 'cronjob')) return kubernetesPlatform(settings, connect).prepare(target, request);
       const kube = connect(settings.kube);
       const looking = request.onStep(`looking for the remocal operator in the cluster (context ${kube.contextName})`);
       const found = await clusterOperator(kube);
