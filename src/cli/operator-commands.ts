@@ -10,12 +10,32 @@ interface SessionItem {
   status: { phase: string; lastActivity: string | null; routedRequests: number; ports: { port: number; mode: string; filter: unknown }[]; closeReason: string | null };
 }
 
+/**
+ * The operator these commands talk to: the local-mode one at local_operator.url when it is set, else the one in
+ * the cluster of the kubeconfig, through its API server with the kubeconfig's credentials (RBAC applies), in the
+ * namespace of the config (target.namespace, else the context's).
+ */
 async function operatorClient(options: { configFile?: string } & ConfigFlags) {
   const { configFile, ...flags } = options;
   const { config } = loadConfig({ cwd: process.cwd(), file: configFile, env: process.env, flags });
-  const { operatorAddress, operatorRequest, OPERATOR_API_PREFIX } = await import('../platform/operator/client.js');
-  const address = operatorAddress({ url: config.local_operator.url, token: config.local_operator.token, caFile: config.local_operator.ca_file });
-  return { address, request: <T>(method: string, path: string) => operatorRequest<T>(address, method, `${OPERATOR_API_PREFIX}${path}`) };
+  const { operatorAddress, operatorRequest, OPERATOR_API_PREFIX, OPERATOR_LOCAL_NAMESPACE } = await import('../platform/operator/client.js');
+  let address;
+  let namespace: string;
+  if (config.local_operator.url !== undefined) {
+    address = operatorAddress({ url: config.local_operator.url, token: config.local_operator.token, caFile: config.local_operator.ca_file });
+    namespace = OPERATOR_LOCAL_NAMESPACE;
+  } else {
+    const [{ connectKube }, { apiServerAddress }] = await Promise.all([import('../platform/kubernetes/api.js'), import('../platform/operator/kube-platform.js')]);
+    const kube = connectKube({ kubeconfig: config.kubeconfig, context: config.kube_context, namespace: config.target.namespace });
+    address = await apiServerAddress(kube);
+    namespace = kube.namespace;
+  }
+  const scoped = address;
+  return {
+    address: scoped,
+    namespace,
+    request: <T>(method: string, path: string) => operatorRequest<T>(scoped, method, `${OPERATOR_API_PREFIX}${path}`),
+  };
 }
 
 function age(from: string | null, now = Date.now()): string {
@@ -99,7 +119,7 @@ export function registerOperatorCommands(program: Command, addConfigFlags: (comm
       if (agents.items.length > 0) process.stdout.write(table([['AGENT FOR', 'AGENT', 'SESSIONS', 'AGE'], ...agents.items.map((agent) => [agent.target, agent.agent, String(agent.sessions), age(agent.startedAt)])]));
     });
 
-  const session = program.command('session').summary('list and end sessions on the operator');
+  const session = program.command('session').summary('list and end sessions on the operator (local_operator.url, else the one in the kubeconfig\'s cluster)');
   addConfigFlags(session.command('list'))
     .summary('the sessions on the operator, with their ports and filters')
     .description('Lists live sessions, with who owns each, its target, the ports it holds (and filters), its last activity and how many requests reached it. Closed ones are shown with --all, with why they closed.')
@@ -109,7 +129,7 @@ export function registerOperatorCommands(program: Command, addConfigFlags: (comm
     .action(async (options: ConfigFlags & { configFile?: string; all?: boolean; json?: boolean }) => {
       const { all, json, ...rest } = options;
       const client = await operatorClient(rest);
-      const answer = await client.request<{ items: SessionItem[] }>('GET', '/sessions');
+      const answer = await client.request<{ items: SessionItem[] }>('GET', `/namespaces/${client.namespace}/sessions`);
       const items = answer.items.filter((item) => all || item.status.phase !== 'Closed');
       if (json) {
         process.stdout.write(`${JSON.stringify(items, null, 2)}\n`);
@@ -140,12 +160,12 @@ export function registerOperatorCommands(program: Command, addConfigFlags: (comm
       if (id !== undefined) {
         ids = [id];
       } else {
-        const answer = await client.request<{ items: SessionItem[] }>('GET', '/sessions?owner=me');
+        const answer = await client.request<{ items: SessionItem[] }>('GET', `/namespaces/${client.namespace}/sessions?owner=me`);
         ids = answer.items.filter((item) => item.status.phase !== 'Closed').map((item) => item.metadata.name);
         if (ids.length === 0) process.stdout.write('you have no live session\n');
       }
       for (const each of ids) {
-        await client.request('DELETE', `/namespaces/local/sessions/${encodeURIComponent(each)}`);
+        await client.request('DELETE', `/namespaces/${client.namespace}/sessions/${encodeURIComponent(each)}`);
         process.stdout.write(`session ${each} ended\n`);
       }
     });

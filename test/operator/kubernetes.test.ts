@@ -247,6 +247,18 @@ describe('operator in Kubernetes mode, behind the API server', { timeout: 240_00
       const sessions = await callApi('dev-alice', '/apis/operator.remocal.dev/v1/namespaces/shop/sessions');
       const items = (sessions.body.items as { spec: { owner: string; target: string }; status: { phase: string } }[]).filter((item) => item.status.phase !== 'Closed');
       assert.deepEqual(items.map((item) => item.spec.owner).sort(), ['admin', 'dev-alice']);
+
+      // The CLI's session commands take the same path: the kubeconfig's API server, the config's namespace.
+      const aliceDir = project('alice', 'dev-alice', steal('alice'));
+      const listed = await runRemocal(['session', 'list', '--json'], { cwd: aliceDir });
+      assert.equal(listed.code, 0, listed.stderr);
+      const listedItems = JSON.parse(listed.stdout) as { metadata: { name: string }; spec: { owner: string } }[];
+      assert.deepEqual(listedItems.map((item) => item.spec.owner).sort(), ['admin', 'dev-alice']);
+      const adminSession = listedItems.find((item) => item.spec.owner === 'admin')!.metadata.name;
+      const refused = await runRemocal(['session', 'kill', adminSession], { cwd: aliceDir });
+      assert.notEqual(refused.code, 0);
+      assert.match(refused.stderr, new RegExp(`session ${adminSession} belongs to admin: only its owner or an admin may end it`));
+      assert.ok(reviews.some((review) => review.user === 'dev-alice' && review.verb === 'kill' && review.resource === 'sessions'), 'the operator asked whether dev-alice may kill');
     } finally {
       for (const run of runs) run.child.kill('SIGTERM');
     }

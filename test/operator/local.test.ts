@@ -71,7 +71,7 @@ interface Session {
   exited: Promise<{ code: number | null; stderr: string }>;
 }
 
-async function session(user: keyof typeof USERS, incoming: Record<string, unknown>, name = user): Promise<Session> {
+async function session(user: keyof typeof USERS, incoming: Record<string, unknown>, name: string = user): Promise<Session> {
   const dir = project(incoming);
   const run = startRemocal(['exec', '-t', `pid/${pod.pid}`, '--', process.execPath, join(app.dir, 'app.mjs'), String(pod.ports.target), name], {
     cwd: dir.dir,
@@ -131,7 +131,8 @@ async function onOneConnection(requests: { path: string; dev?: string }[]): Prom
 
 function sharedAgents(): number[] {
   return listProcesses()
-    .filter((info) => info.argv.some((part) => part.endsWith('/dist/agent.js')) && info.argv.includes('--sessions'))
+    // This operator's agents only: other test files run shared agents of their own at the same time.
+    .filter((info) => info.argv.some((part) => part.endsWith('/dist/agent.js')) && (info.argv[info.argv.indexOf('--sessions') + 1] ?? '').startsWith(`${stateDir}/`))
     .map((info) => info.pid);
 }
 
@@ -289,6 +290,27 @@ describe('the local-mode operator', () => {
       assert.equal(seen.pod, pod.names.hostname);
       assert.deepEqual(seen.addresses, [pod.serviceIps.api]);
       assert.equal(seen.file, pod.files.greeting);
+    }
+  });
+
+  it('20 sessions on one target at once, each a real remocal exec with its own filter, through one shared agent', async () => {
+    const COUNT = 20;
+    const started: Session[] = [];
+    try {
+      // In batches, so that 60 processes do not all start at once on a small machine.
+      for (let first = 0; first < COUNT; first += 5) {
+        started.push(...(await Promise.all(Array.from({ length: Math.min(5, COUNT - first) }, (_, offset) => {
+          const name = `dev-${first + offset}`;
+          return session(first + offset === 0 ? 'admin' : 'alice', { mode: 'steal', http_filter: { header_filter: `^x-dev: ${name}$` } }, name);
+        }))));
+      }
+      assert.equal(sharedAgents().length, 1, 'one agent serves them all');
+      const answers = await onOneConnection([...started.map((each) => ({ path: `/to/${each.name}`, dev: each.name })), { path: '/to/nobody' }]);
+      assert.deepEqual(answers, [...started.map((each) => each.name), 'target']);
+      for (const each of started) assert.deepEqual(each.seen().map((entry) => entry.saw), [`GET /to/${each.name}`]);
+    } finally {
+      const results = await Promise.all(started.map((each) => each.stop()));
+      for (const result of results) assert.equal(result.code, 0, result.stderr);
     }
   });
 
