@@ -9,7 +9,7 @@ import { AgentLostError, AgentStartError, ProtocolError, TargetGoneError, type R
 import { deserializeError } from '../protocol/wire-error.js';
 import { startChild } from '../core/child.js';
 import type { Logger } from '../core/log.js';
-import type { AgentLaunch } from '../protocol/contracts.js';
+import { SESSION_ENDED_EXIT_CODE, SESSION_ENDED_PREFIX, type AgentLaunch } from '../protocol/contracts.js';
 import { Link } from '../protocol/link.js';
 import type { AgentEvent, AgentRequest, AgentResults, AgentToIntproxy, Hello, IntproxyToAgent } from '../protocol/messages.js';
 import { RpcClient } from '../protocol/rpc.js';
@@ -79,6 +79,11 @@ export async function connectAgent(launch: AgentLaunch, options: { log: Logger; 
     if (sessionClosed !== null) {
       const { code, reason, hint } = sessionClosed;
       return deserializeError({ code, message: `The session on ${launch.target} was closed: ${reason}.`, hint });
+    }
+    const endedLine = exit?.code === SESSION_ENDED_EXIT_CODE ? stderrTail.join('').trim().split('\n').pop() ?? '' : '';
+    if (endedLine.startsWith(SESSION_ENDED_PREFIX)) {
+      const [code = AgentLostError.code, ...words] = endedLine.slice(SESSION_ENDED_PREFIX.length).split(' ');
+      return deserializeError({ code, message: `The session on ${launch.target} was closed: ${words.join(' ')}.` });
     }
     if (exit?.error) return new AgentStartError(`Could not start the agent (${launch.command}): ${exit.error.message}.`);
     const how = exit === null ? 'closed its link' : exit.signal !== null ? `was killed by ${exit.signal}` : `exited with code ${exit.code}`;

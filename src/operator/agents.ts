@@ -20,7 +20,7 @@ export interface LaunchedAgent {
   control: { readable: Readable; writable: Writable };
   /** Opens a session's connection: the preamble is written, the rest is the session's link. */
   openSession(preamble: SessionPreamble): Promise<Duplex>;
-  /** Resolves when the agent is gone (exited, or its control stream closed), with why. */
+  /** Resolves when the agent is gone, with how, to follow "the shared agent (…)": "was killed by SIGKILL". */
   exited: Promise<string>;
   /** The last lines the agent logged, when the launcher can see them. */
   lastWords(): string;
@@ -213,7 +213,7 @@ export class AgentPool<T> {
       },
     };
     log.info({ target: key, agent: agent.description }, 'shared agent started');
-    const lost = new Promise<string>((resolve) => link.once('close', () => resolve('its control link closed')));
+    const lost = new Promise<string>((resolve) => link.once('close', () => resolve('closed its control link')));
     void Promise.race([launched.exited, lost]).then(async (why) => {
       clearInterval(pinger);
       const entry = this.entries.get(key);
@@ -221,9 +221,10 @@ export class AgentPool<T> {
       if (agent.stopping) return;
       link.close();
       await launched.stop(true);
-      const tail = launched.lastWords().split('\n').slice(-2).join(' ');
-      const reason = `the shared agent (${agent.description}) ended: ${why}${tail ? ` (${tail})` : ''}`;
-      log.warn({ target: key, reason }, 'shared agent lost');
+      // Its exit, once known, says more than a closed link ("was killed by SIGKILL").
+      const how = await Promise.race([launched.exited, Promise.resolve(why)]);
+      const reason = `the shared agent (${agent.description}) ${how}`;
+      log.warn({ target: key, reason, lastWords: launched.lastWords() }, 'shared agent lost');
       this.options.onAgentLost(key, reason);
       // Its sessions were told and end; a new agent is ready for those that come back, and goes after the grace
       // period if none does.

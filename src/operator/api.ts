@@ -24,7 +24,8 @@ import { formatTarget, parseTarget, type Target } from '../platform/target.js';
 import type { AgentPool } from './agents.js';
 import type { Authenticator, Identity } from './identity.js';
 import { NotServedError } from './not-served.js';
-import type { SessionRecord, SessionRegistry } from './sessions.js';
+import { MAX_CLOSE_REASON_BYTES, SESSION_ENDED_CLOSE_CODE } from '../protocol/contracts.js';
+import type { ClientStream, SessionRecord, SessionRegistry } from './sessions.js';
 import { targetFromResourceName, targetResourceName } from '../platform/operator/target-names.js';
 
 export const API_GROUP = 'operator.remocal.dev';
@@ -157,11 +158,16 @@ export function createApi<T>(context: ApiContext<T>): { onRequest(request: Incom
       const target = parseTargetName(decodeURIComponent(match[2]!), url.searchParams.get('container'));
       const files = url.searchParams.get('files') ?? 'read';
       if (files !== 'off' && files !== 'read' && files !== 'write') throw new ApiError(400, 'BadRequest', `files must be off, read or write, not ${JSON.stringify(files)}`);
-      await context.sessions.open(identity, namespace, target, files, () => new Promise<Duplex>((resolve, reject) => {
+      await context.sessions.open(identity, namespace, target, files, () => new Promise<ClientStream>((resolve, reject) => {
         // A request ws refuses (a bad Sec-WebSocket-Key, say) is answered and closed without the callback: the
         // session must not wait for it.
         socket.once('close', () => reject(new Error('the client went away before its WebSocket was open')));
-        wss.handleUpgrade(request, socket, head, (ws) => resolve(createWebSocketStream(ws)));
+        wss.handleUpgrade(request, socket, head, (ws) =>
+          resolve({
+            stream: createWebSocketStream(ws),
+            endWith: (code, reason) => ws.close(SESSION_ENDED_CLOSE_CODE, closeReason(`${code} ${reason}`)),
+          }),
+        );
       }));
     })().catch((error: unknown) => {
       const apiError = toApiError(error, context.log);
@@ -172,6 +178,13 @@ export function createApi<T>(context: ApiContext<T>): { onRequest(request: Incom
   };
 
   return { onRequest, onUpgrade };
+}
+
+/** `text` cut to what a WebSocket close reason holds, on a character boundary. */
+function closeReason(text: string): string {
+  let cut = text;
+  while (Buffer.byteLength(cut) > MAX_CLOSE_REASON_BYTES) cut = cut.slice(0, -1);
+  return cut;
 }
 
 function toApiError(error: unknown, log: Logger): ApiError {

@@ -72,7 +72,7 @@ export class KubeAgentLauncher implements AgentLauncher<ResolvedPod> {
         void stream.closed.then(() => duplex.destroy());
         return duplex;
       },
-      exited: control.closed,
+      exited: control.closed.then((why) => `is out of reach: ${why}`),
       // Its logs are the cluster's: `kubectl logs` of the container the description names.
       lastWords: () => '',
       stop: async () => {

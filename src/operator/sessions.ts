@@ -15,6 +15,13 @@ import type { Identity } from './identity.js';
 
 export type SessionPhase = 'Starting' | 'Ready' | 'Closed';
 
+/** The client's side of a session: its bytes, and a way to end it with words when the agent cannot say them. */
+export interface ClientStream {
+  stream: Duplex;
+  /** Ends the stream, telling the client the error code and reason (a WebSocket close code and reason). */
+  endWith(code: string, reason: string): void;
+}
+
 export interface SessionRecord {
   id: string;
   owner: string;
@@ -44,6 +51,8 @@ interface Live {
 }
 
 const STATS_INTERVAL_MS = 1000;
+/** How long a session whose agent side closed unannounced waits for the pool's word that the agent died. */
+const AGENT_LOSS_GRACE_MS = 1000;
 
 export class SessionRegistry<T> {
   private readonly live = new Map<string, Live>();
@@ -88,7 +97,7 @@ export class SessionRegistry<T> {
    * once the agent's side is ready (the WebSocket upgrade happens only then, so that a refusal is still an
    * HTTP answer). Resolves once attached; the session then lives until either side ends it.
    */
-  async open(identity: Identity, namespace: string, target: Target, files: SessionRecord['files'], attach: () => Promise<Duplex>): Promise<SessionRecord> {
+  async open(identity: Identity, namespace: string, target: Target, files: SessionRecord['files'], attach: () => Promise<ClientStream>): Promise<SessionRecord> {
     const key = formatTarget(target);
     this.catalog.checkNamespace(namespace);
     await this.catalog.authorize(identity, namespace, target);
@@ -121,19 +130,27 @@ export class SessionRegistry<T> {
       closeReason: undefined,
     };
     let closeReason: string | undefined;
+    let client: ClientStream | undefined;
+    let toldClient = false;
+    let agentTold = false;
     const entry: Live = {
       record,
       agentKey,
       end: (code, reason, hint) => {
         if (closeReason !== undefined) return;
         closeReason = reason;
-        void lease.agent.endSession({ session: id, code, reason, hint }).then(
-          (found) => {
-            // Not (or no longer) on the agent: the stream alone can tell the client.
-            if (!found) socket.destroy();
-          },
-          () => socket.destroy(),
-        );
+        // Not (or no longer) on the agent, or the agent is gone: the client's stream says it instead.
+        const tellClient = (): void => {
+          if (client === undefined) socket.destroy();
+          else {
+            toldClient = true;
+            client.endWith(code, reason);
+          }
+        };
+        void lease.agent.endSession({ session: id, code, reason, hint }).then((found) => {
+          if (found) agentTold = true;
+          else tellClient();
+        }, tellClient);
       },
     };
     this.live.set(id, entry);
@@ -147,25 +164,36 @@ export class SessionRegistry<T> {
       lease.release();
       this.log.info({ session: id, owner: record.owner, target: key, agent: agentKey, reason: record.closeReason }, 'session closed');
     };
-    let client: Duplex;
+    let stream: Duplex;
     try {
       client = await attach();
+      stream = client.stream;
     } catch (error) {
       socket.destroy();
       finish(`the client's stream could not be opened: ${(error as Error).message}`);
       throw error;
     }
-    socket.pipe(client);
-    client.pipe(socket);
-    socket.on('error', () => client.destroy());
-    client.on('error', () => socket.destroy());
+    // Not ended with the agent's side: whether the client hears a plain end or the operator's words is decided below.
+    socket.pipe(stream, { end: false });
+    stream.pipe(socket);
+    socket.on('error', () => stream.destroy());
+    stream.on('error', () => socket.destroy());
+    let agentClosed = false;
     socket.once('close', () => {
-      client.destroy();
-      finish('the agent closed the session');
+      agentClosed = true;
+      // The agent told the session why (a session_closed event) before it closed, or the words for the client are on
+      // their way in the WebSocket's close: the stream ends with them, and the session is over now.
+      if (agentTold || toldClient) {
+        if (agentTold) stream.end();
+        return finish('the agent closed the session');
+      }
+      // The agent's side closed unannounced: if the agent died, the pool says so in a moment (onAgentLost) and the
+      // client hears those words rather than a dropped stream.
+      setTimeout(() => toldClient || stream.end(), AGENT_LOSS_GRACE_MS).unref();
     });
-    client.once('close', () => {
+    stream.once('close', () => {
       socket.destroy();
-      finish('the client ended the session');
+      finish(agentClosed ? 'the agent closed the session' : 'the client ended the session');
     });
     this.log.info({ session: id, owner: record.owner, target: key, agent: agentKey }, 'session opened');
     return record;

@@ -142,3 +142,15 @@ export const LINK_LOST_CODE = 'ECONNABORTED';
 
 /** fs.readFile of a file larger than one message: the agent refuses it, and the layer reads it through open/read. */
 export const FILE_TOO_LARGE = 'REMOCAL_FILE_TOO_LARGE';
+
+/**
+ * A session that the operator ends itself, when no `session_closed` event can come through its agent (the shared
+ * agent died), closes the session's WebSocket with this code and `<error code> <reason>` as the close reason.
+ * operator-link then writes `SESSION_ENDED_PREFIX<error code> <reason>` as its last stderr line and exits with
+ * SESSION_ENDED_EXIT_CODE, so the intproxy reports the session's end in the operator's words, not a lost agent.
+ */
+export const SESSION_ENDED_CLOSE_CODE = 4001;
+export const SESSION_ENDED_EXIT_CODE = 3;
+export const SESSION_ENDED_PREFIX = 'session ended: ';
+/** A WebSocket close reason holds at most this many bytes. */
+export const MAX_CLOSE_REASON_BYTES = 123;

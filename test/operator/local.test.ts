@@ -3,12 +3,13 @@
 
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Pod } from '../../src/fixture/pod.js';
+import { agentLaunch, resolveLocalTarget } from '../../src/platform/local.js';
 import { startChild, stopChild } from '../../src/core/child.js';
 import { answeredFrom, httpRequest } from '../helpers/net.js';
 import { podIptablesRules } from '../helpers/pod.js';
@@ -401,5 +402,49 @@ describe('the local-mode operator', () => {
     const all = await runRemocal(['session', 'list', '--all', '--json'], { env: operatorEnv('bob') });
     const record = (JSON.parse(all.stdout) as { metadata: { name: string }; status: { closeReason: string } }[]).find((item) => item.metadata.name === id)!;
     assert.equal(record.status.closeReason, 'the session was killed by admin');
+  });
+
+  it('the shared agent killed mid-session: its session is told, and a new agent serves the next one', async () => {
+    const alice = await session('alice', { mode: 'steal', http_filter: { header_filter: '^x-dev: alice$' } });
+    const [agentPid] = sharedAgents();
+    assert.ok(agentPid !== undefined, 'a shared agent runs');
+    const killedAt = Date.now();
+    process.kill(agentPid, 'SIGKILL');
+    const end = await alice.exited;
+    assert.ok(Date.now() - killedAt < 5000, `the CLI ended ${Date.now() - killedAt} ms after the kill`);
+    assert.equal(end.code, 125, end.stderr);
+    assert.match(end.stderr, /The session on pid\/\d+ .*was closed: the shared agent \(pid \d+\) was killed by SIGKILL\./);
+    assert.match(end.stderr, /REMOCAL_AGENT_LOST/);
+    // The killed agent's supervisor removes its rules: the pod answers for itself again.
+    while (/REMOCAL-/.test(await podIptablesRules(pod))) {
+      assert.ok(Date.now() - killedAt < 10_000, 'the killed agent\'s supervisor removes its rules');
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    const bob = await session('bob', { mode: 'steal', http_filter: { header_filter: '^x-dev: bob$' } });
+    try {
+      const agents = sharedAgents();
+      assert.equal(agents.length, 1, 'one new shared agent');
+      assert.notEqual(agents[0], agentPid);
+      assert.deepEqual(await onOneConnection([{ path: '/b', dev: 'bob' }, { path: '/a', dev: 'alice' }]), ['bob', 'target']);
+    } finally {
+      await bob.stop();
+    }
+  });
+
+  it('a restarted operator ends the agents a killed one left behind', async () => {
+    await stopChild(operator, 5000);
+    // An agent whose control link is still held open (here by this test), with the pid file a killed operator
+    // leaves beside its socket: what a restart must clean up.
+    const agentsDir = join(stateDir, 'state', 'agents');
+    const launch = agentLaunch(resolveLocalTarget({ platform: 'local', kind: 'pid', pid: pod.pid }), { logLevel: 'info', files: 'read' });
+    const orphan = startChild(launch.command, [...launch.args, '--sessions', join(agentsDir, 'orphan.sock')], { stdio: ['pipe', 'pipe', 'pipe'] });
+    await waitFor(() => orphan.pid !== undefined || undefined, 'the orphan to start', 5000);
+    writeFileSync(join(agentsDir, 'orphan.pid'), String(orphan.pid));
+    await waitFor(() => sharedAgents().length === 1 || undefined, 'the orphan to run', 10_000);
+    const gone = new Promise<void>((resolve) => orphan.once('exit', () => resolve()));
+    await startOperator();
+    await gone;
+    assert.deepEqual(sharedAgents(), []);
+    assert.equal(existsSync(join(agentsDir, 'orphan.pid')), false, 'its pid file is removed');
   });
 });

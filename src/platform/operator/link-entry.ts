@@ -6,6 +6,7 @@
 import { Socket } from 'node:net';
 import { finished } from 'node:stream/promises';
 import { createWebSocketStream, WebSocket } from 'ws';
+import { SESSION_ENDED_CLOSE_CODE, SESSION_ENDED_EXIT_CODE, SESSION_ENDED_PREFIX } from '../../protocol/contracts.js';
 import { OPERATOR_LINK_ENV, type OperatorLinkSettings } from './link-settings.js';
 
 async function main(): Promise<number> {
@@ -53,16 +54,18 @@ async function main(): Promise<number> {
   const stdout = new Socket({ fd: 1, readable: false, writable: true });
   stream.pipe(stdout);
   process.stdin.pipe(stream);
-  const closed = new Promise<string>((resolve) => {
-    ws.once('close', (code, reason) =>
-      resolve(code === 1000 || code === 1005 ? 'the operator closed the session' : `the connection to the operator dropped (WebSocket ${code}${reason.length > 0 ? `: ${reason.toString()}` : ''}): is the operator still running?`),
-    );
+  const closed = new Promise<{ line: string; exitCode: number }>((resolve) => {
+    ws.once('close', (code, reason) => {
+      if (code === SESSION_ENDED_CLOSE_CODE) resolve({ line: `${SESSION_ENDED_PREFIX}${reason.toString()}`, exitCode: SESSION_ENDED_EXIT_CODE });
+      else if (code === 1000 || code === 1005) resolve({ line: 'operator-link: the operator closed the session', exitCode: 0 });
+      else resolve({ line: `operator-link: the connection to the operator dropped (WebSocket ${code}${reason.length > 0 ? `: ${reason.toString()}` : ''}): is the operator still running?`, exitCode: 0 });
+    });
   });
   stream.on('error', () => undefined);
-  const reason = await closed;
+  const { line, exitCode } = await closed;
   await finished(stdout).catch(() => undefined);
-  process.stderr.write(`operator-link: ${reason}\n`);
-  return 0;
+  process.stderr.write(`${line}\n`);
+  return exitCode;
 }
 
 main().then(
