@@ -192,6 +192,7 @@ async function runSession(
         if (message.type === 'fatal') resolve(deserializeError(message.error));
         else if (message.type === 'subscribed') progress.note(describeSubscription(message, formatTarget(target)));
         else if (message.type === 'subscribe_failed') progress.note(describeSubscribeFailure(message, formatTarget(target)));
+        else if (message.type === 'notice') progress.note(describeNotice(message));
       });
     });
     const outcome = await Promise.race([
@@ -223,6 +224,11 @@ function describeSubscribeFailure(message: Extract<IntproxyReport, { type: 'subs
   if (message.hint) lines.push(`  hint: ${message.hint}`);
   if (message.code.startsWith('REMOCAL_')) lines.push(`  (${message.code})`);
   return lines.join('\n');
+}
+
+/** A notice from the agent, as the CLI prints a failure: message, hint, code. */
+function describeNotice(message: Extract<IntproxyReport, { type: 'notice' }>): string {
+  return [message.message, ...(message.hint ? [`  hint: ${message.hint}`] : []), `  (${message.code})`].join('\n');
 }
 
 function describeSubscription(message: Extract<IntproxyReport, { type: 'subscribed' }>, target: string): string {

@@ -95,6 +95,21 @@ export class PortHeldError extends defineError(
 ) {}
 
 export class OperatorForbiddenError extends defineError('REMOCAL_OPERATOR_FORBIDDEN', 'user', 'Ask an admin of the operator for the right.') {}
+export class PolicyBlockedError extends defineError(
+  'REMOCAL_POLICY_BLOCKED',
+  'user',
+  'An admin\'s policy forbids it: `remocal policy check -t <target>` shows what the policies on the target allow. Ask the policy\'s owner if you need it.',
+) {}
+export class FilterConflictError extends defineError(
+  'REMOCAL_FILTER_CONFLICT',
+  'user',
+  'Pick a filter of your own (a header only your requests carry, such as `x-dev: <your name>`): `remocal session list` shows the filters in use.',
+) {}
+export class PortTakenError extends defineError(
+  'REMOCAL_PORT_TAKEN',
+  'user',
+  'Another session took the port over (on_concurrent_steal: override). Ask its owner, or steal with an HTTP filter of your own.',
+) {}
 
 // --- config: the configuration is wrong --------------------------------------------------------------
 export class ConfigError extends defineError('REMOCAL_CONFIG_INVALID', 'config', 'Run `remocal verify-config` to check the file.') {}
@@ -178,6 +193,9 @@ export const errorCatalog = [
   ClusterUnreachableError,
   KubeApiError,
   OperatorForbiddenError,
+  PolicyBlockedError,
+  FilterConflictError,
+  PortTakenError,
   OperatorUnauthorizedError,
   OperatorUnavailableError,
   SessionClosedError,

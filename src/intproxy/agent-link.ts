@@ -23,7 +23,15 @@ export interface AgentConnection {
   close(): Promise<void>;
 }
 
-export async function connectAgent(launch: AgentLaunch, options: { log: Logger; startupTimeoutMs: number; onStderr: (chunk: Buffer) => void }): Promise<AgentConnection> {
+export interface ConnectOptions {
+  log: Logger;
+  startupTimeoutMs: number;
+  onStderr: (chunk: Buffer) => void;
+  /** The agent's notices for the user. */
+  onNotice?: (notice: Extract<AgentEvent, { kind: 'notice' }>) => void;
+}
+
+export async function connectAgent(launch: AgentLaunch, options: ConnectOptions): Promise<AgentConnection> {
   const { log } = options;
   // Not killed when the intproxy exits: an agent finishing the target's connections after the session (see
   // close() below) exits on its own, and any agent exits when its link closes.
@@ -55,6 +63,7 @@ export async function connectAgent(launch: AgentLaunch, options: { log: Logger; 
   function onEvent(event: AgentEvent): void {
     if (event.kind === 'target_gone') targetGone = event.reason;
     else if (event.kind === 'session_closed') sessionClosed = event;
+    else if (event.kind === 'notice') options.onNotice?.(event);
     else log.warn({ event }, 'agent warning');
   }
 

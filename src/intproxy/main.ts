@@ -43,6 +43,7 @@ async function main(): Promise<void> {
     log,
     startupTimeoutMs: settings.startupTimeoutMs,
     onStderr: (chunk) => appendFileSync(settings.logFile, chunk),
+    onNotice: ({ code, message, hint }) => report({ type: 'notice', code, message, ...(hint === undefined ? {} : { hint }) }),
   });
   const incoming = new IncomingRouter(agent, settings.incoming, log, report);
   const server = await serveLayers(settings.socket, agent, incoming, log);

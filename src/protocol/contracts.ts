@@ -101,7 +101,9 @@ export type IntproxyReport =
   | { type: 'fatal'; error: SerializedError }
   /** A port of the target now sends its traffic to the app: the user sees it happen. */
   | { type: 'subscribed'; port: number; localPort: number; mode: 'mirror' | 'steal'; filtered: boolean }
-  | { type: 'subscribe_failed'; port: number; code: string; message: string; hint?: string };
+  | { type: 'subscribe_failed'; port: number; code: string; message: string; hint?: string }
+  /** The agent's word for the user, as it came (see AgentEvent `notice`). */
+  | { type: 'notice'; code: string; message: string; hint?: string };
 
 /** Wire form of a RemocalError (wire-error.ts makes and rebuilds it), for the IPC between the intproxy and the CLI. */
 export interface SerializedError {

@@ -162,7 +162,14 @@ export interface AgentSubscribeRequest {
   port: number;
   mode: IncomingMode;
   filter: HttpFilterSpec | null;
+  /**
+   * When another session already steals the port (behind the operator): `abort` (unset) refuses this one, `continue`
+   * refuses it too (the session goes on without the port), `override` takes the port from the others.
+   */
+  onConcurrentSteal?: OnConcurrentSteal;
 }
+
+export type OnConcurrentSteal = 'abort' | 'continue' | 'override';
 
 export interface UnsubscribeRequest {
   op: 'incoming.unsubscribe';
@@ -333,7 +340,12 @@ export type AgentEvent =
    * A shared agent (behind the operator) ends this session on its own: a limit was reached, or someone killed
    * it. `code` is the error code the CLI shows it with; `reason` says what happened and `hint` what to do.
    */
-  | { kind: 'session_closed'; code: string; reason: string; hint?: string };
+  | { kind: 'session_closed'; code: string; reason: string; hint?: string }
+  /**
+   * Something the session's user should know, and the session goes on: another session took a port over, a request
+   * matched the filters of several sessions, a policy refused an operation. The CLI prints it.
+   */
+  | { kind: 'notice'; code: string; message: string; hint?: string };
 
 // --- the unions, one per direction --------------------------------------------------------------------
 
