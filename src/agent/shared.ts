@@ -18,6 +18,7 @@ import { Link } from '../protocol/link.js';
 import { serveRequests } from '../protocol/rpc.js';
 import {
   MAX_PREAMBLE_BYTES,
+  parsePolicies,
   parsePreamble,
   type AgentToOperator,
   type ControlRequest,
@@ -76,6 +77,7 @@ export async function serveSharedTarget(target: SharedTarget, options: SharedAge
       id: preamble.session,
       owner: preamble.owner,
       files: preamble.files,
+      policies: preamble.policies ?? [],
       closes: 'session',
       handshakeTimeoutMs: options.handshakeTimeoutMs,
     });
@@ -168,6 +170,13 @@ export async function serveSharedTarget(target: SharedTarget, options: SharedAge
     'session.end': (request) => {
       const session = sessions.get(request.session);
       session?.end({ kind: 'session_closed', code: request.code, reason: request.reason, ...(request.hint === undefined ? {} : { hint: request.hint }) });
+      return { ok: true, value: { found: session !== undefined } };
+    },
+    'session.policies': (request) => {
+      const policies = parsePolicies(request.policies);
+      if (typeof policies === 'string') return { ok: false, error: { code: 'EINVAL', message: policies } };
+      const session = sessions.get(request.session);
+      session?.setPolicies(policies);
       return { ok: true, value: { found: session !== undefined } };
     },
   });

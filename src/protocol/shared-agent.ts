@@ -10,6 +10,7 @@
 // agent behind the operator from their own.
 
 import type { HttpFilterSpec, Hello, IncomingMode, RequestMessage, ResponseMessage } from './messages.js';
+import type { AppliedPolicy } from './policy.js';
 
 /** The first line of a session connection (JSON, then `\n`). */
 export interface SessionPreamble {
@@ -20,6 +21,8 @@ export interface SessionPreamble {
   owner: string;
   /** What this session may do with the target's files; never more than the agent's own --files. */
   files: 'off' | 'read' | 'write';
+  /** The admins' policies that apply to the session, which the agent enforces on each of its operations. */
+  policies?: AppliedPolicy[];
 }
 
 /**
@@ -32,8 +35,11 @@ export interface ControlPreamble {
 
 export type Preamble = SessionPreamble | ControlPreamble;
 
-/** A preamble longer than this is refused: it is a few names, and the peer is only trusted so far. */
-export const MAX_PREAMBLE_BYTES = 4096;
+/** A preamble longer than this is refused: a few names and the session's policies, and the peer is only trusted so far. */
+export const MAX_PREAMBLE_BYTES = 256 * 1024;
+
+/** More policies than this on one session is a sign of a mistake, not a need. */
+export const MAX_SESSION_POLICIES = 256;
 
 const SESSION_ID = /^[a-z0-9][a-z0-9-]{0,62}$/;
 
@@ -46,13 +52,31 @@ export function parsePreamble(line: string): Preamble | string {
     return 'the preamble is not JSON';
   }
   if (typeof value !== 'object' || value === null) return 'the preamble is not an object';
-  const { kind, session, owner, files } = value as Record<string, unknown>;
+  const { kind, session, owner, files, policies } = value as Record<string, unknown>;
   if (kind === 'control') return { kind };
   if (kind !== 'session') return `unknown preamble kind ${JSON.stringify(kind)}`;
   if (typeof session !== 'string' || !SESSION_ID.test(session)) return 'the preamble names no valid session id';
   if (typeof owner !== 'string' || owner.length === 0 || owner.length > 512) return 'the preamble names no owner';
   if (files !== 'off' && files !== 'read' && files !== 'write') return 'the preamble gives no valid files mode';
-  return { kind, session, owner, files };
+  if (policies === undefined) return { kind, session, owner, files };
+  const applied = parsePolicies(policies);
+  if (typeof applied === 'string') return applied;
+  return { kind, session, owner, files, policies: applied };
+}
+
+/**
+ * Policies as the operator sends them, or why not. The operator validated each against the CRD's schema; this only
+ * keeps a malformed list from reaching the agent's compiler.
+ */
+export function parsePolicies(value: unknown): AppliedPolicy[] | string {
+  if (!Array.isArray(value) || value.length > MAX_SESSION_POLICIES) return `the policies are not a list of at most ${MAX_SESSION_POLICIES}`;
+  for (const policy of value as unknown[]) {
+    const { kind, name, spec } = (policy ?? {}) as Record<string, unknown>;
+    if ((kind !== 'RemocalPolicy' && kind !== 'RemocalClusterPolicy') || typeof name !== 'string' || typeof spec !== 'object' || spec === null) {
+      return 'a policy is not { kind, name, spec }';
+    }
+  }
+  return value as AppliedPolicy[];
 }
 
 export interface SubscriptionStats {
@@ -95,10 +119,21 @@ export interface SessionEndResult {
   found: boolean;
 }
 
-export type ControlRequest = AgentSessionsRequest | SessionEndRequest;
+/** The policies that apply to a session changed: its new operations meet the new ones. */
+export interface SessionPoliciesRequest {
+  op: 'session.policies';
+  session: string;
+  policies: AppliedPolicy[];
+}
+export interface SessionPoliciesResult {
+  found: boolean;
+}
+
+export type ControlRequest = AgentSessionsRequest | SessionEndRequest | SessionPoliciesRequest;
 export interface ControlResults {
   'agent.sessions': AgentSessionsResult;
   'session.end': SessionEndResult;
+  'session.policies': SessionPoliciesResult;
 }
 
 /** A session's link changed state on the agent's side. */

@@ -28,6 +28,11 @@ export interface TargetFilesOptions {
   maxReadFileBytes?: number;
   /** The most one read returns, so one answer never holds a whole large file. Default MAX_FILE_CHUNK_BYTES. */
   maxReadBytes?: number;
+  /**
+   * Asked before each operation touches the host, with the target's paths it touches (as asked and as resolved):
+   * an error to fail with instead (a policy's refusal), or null. Asked each time, since policies change.
+   */
+  refuse?: (access: 'read' | 'write', paths: readonly string[], syscall: string, targetPath: string) => NodeJS.ErrnoException | null;
 }
 
 const DEFAULT_MAX_HANDLES = 1024;
@@ -95,6 +100,7 @@ export class TargetFiles {
   private readonly maxHandles: number;
   private readonly maxReadFileBytes: number;
   private readonly maxReadBytes: number;
+  private readonly refuse: TargetFilesOptions['refuse'];
   private readonly handles = new Map<number, FileHandle>();
   private nextHandle = 1;
 
@@ -108,20 +114,24 @@ export class TargetFiles {
     this.maxHandles = options.maxHandles ?? DEFAULT_MAX_HANDLES;
     this.maxReadFileBytes = options.maxReadFileBytes ?? DEFAULT_MAX_READ_FILE_BYTES;
     this.maxReadBytes = options.maxReadBytes ?? DEFAULT_MAX_READ_BYTES;
+    this.refuse = options.refuse;
   }
 
   get openHandles(): number {
     return this.handles.size;
   }
 
-  private resolve(targetPath: string, syscall: string, options: ResolveOptions = {}): Promise<string> {
-    return resolveInTarget(this.root, targetPath, options, syscall);
+  private async resolve(targetPath: string, syscall: string, options: ResolveOptions = {}, access: 'read' | 'write' = 'read'): Promise<string> {
+    const hostPath = await resolveInTarget(this.root, targetPath, options, syscall);
+    const refused = this.refuse?.(access, [targetPath, targetPathOf(this.root, hostPath)], syscall, targetPath) ?? null;
+    if (refused !== null) throw refused;
+    return hostPath;
   }
 
   /** Runs `body` on the resolved host path; any failure becomes a FileFailure about the target's path. */
-  private async onPath<T>(targetPath: string, syscall: string, options: ResolveOptions, body: (hostPath: string) => Promise<T>): Promise<FileResult<T>> {
+  private async onPath<T>(targetPath: string, syscall: string, options: ResolveOptions, body: (hostPath: string) => Promise<T>, access: 'read' | 'write' = 'read'): Promise<FileResult<T>> {
     try {
-      return ok(await body(await this.resolve(targetPath, syscall, options)));
+      return ok(await body(await this.resolve(targetPath, syscall, options, access)));
     } catch (error) {
       return failure(this.root, error, syscall, targetPath);
     }
@@ -129,7 +139,7 @@ export class TargetFiles {
 
   private async onWritablePath<T>(targetPath: string, syscall: string, options: ResolveOptions, body: (hostPath: string) => Promise<T>): Promise<FileResult<T>> {
     if (!this.writable) return failure(this.root, targetError('EROFS', syscall, targetPath, 'read-only file system'), syscall, targetPath);
-    return this.onPath(targetPath, syscall, options, body);
+    return this.onPath(targetPath, syscall, options, body, 'write');
   }
 
   stat(targetPath: string): Promise<FileResult<FileStats>> {
@@ -183,27 +193,33 @@ export class TargetFiles {
     }
     // O_NOFOLLOW and O_EXCL|O_CREAT act on the last component itself, as the kernel's lookup would.
     const nofollow = (flags & constants.O_NOFOLLOW) !== 0 || (flags & constants.O_EXCL) !== 0;
-    return this.onPath(targetPath, 'open', { nofollow }, async (hostPath) => {
-      const file = await open(hostPath, flags, options.mode);
-      // Checked again: another open may have taken the last slot while this one waited.
-      if (this.handles.size >= this.maxHandles) {
-        await file.close();
-        throw targetError('EMFILE', 'open', targetPath, 'too many open files');
-      }
-      let head: string | undefined;
-      if (options.prefetch !== undefined && options.prefetch > 0 && (flags & constants.O_WRONLY) === 0) {
-        try {
-          const buffer = Buffer.alloc(Math.min(options.prefetch, this.maxReadBytes));
-          const { bytesRead } = await file.read(buffer, 0, buffer.length, 0);
-          head = buffer.subarray(0, bytesRead).toString('base64');
-        } catch {
-          // A directory or a device that cannot be read ahead: the reads themselves will say why.
+    return this.onPath(
+      targetPath,
+      'open',
+      { nofollow },
+      async (hostPath) => {
+        const file = await open(hostPath, flags, options.mode);
+        // Checked again: another open may have taken the last slot while this one waited.
+        if (this.handles.size >= this.maxHandles) {
+          await file.close();
+          throw targetError('EMFILE', 'open', targetPath, 'too many open files');
         }
-      }
-      const handle = this.nextHandle++;
-      this.handles.set(handle, file);
-      return head === undefined ? { handle } : { handle, head };
-    });
+        let head: string | undefined;
+        if (options.prefetch !== undefined && options.prefetch > 0 && (flags & constants.O_WRONLY) === 0) {
+          try {
+            const buffer = Buffer.alloc(Math.min(options.prefetch, this.maxReadBytes));
+            const { bytesRead } = await file.read(buffer, 0, buffer.length, 0);
+            head = buffer.subarray(0, bytesRead).toString('base64');
+          } catch {
+            // A directory or a device that cannot be read ahead: the reads themselves will say why.
+          }
+        }
+        const handle = this.nextHandle++;
+        this.handles.set(handle, file);
+        return head === undefined ? { handle } : { handle, head };
+      },
+      opensForWriting(flags) ? 'write' : 'read',
+    );
   }
 
   /** Reads up to `length` bytes (at most maxReadBytes); without `position`, from where the last read ended. */
@@ -338,8 +354,8 @@ export class TargetFiles {
   async rename(targetPath: string, dest: string): Promise<FileResult<Record<string, never>>> {
     if (!this.writable) return failure(this.root, targetError('EROFS', 'rename', targetPath, 'read-only file system'), 'rename', targetPath, dest);
     try {
-      const from = await this.resolve(targetPath, 'rename', { nofollow: true });
-      const to = await this.resolve(dest, 'rename', { nofollow: true });
+      const from = await this.resolve(targetPath, 'rename', { nofollow: true }, 'write');
+      const to = await this.resolve(dest, 'rename', { nofollow: true }, 'write');
       await rename(from, to);
       return ok({});
     } catch (error) {

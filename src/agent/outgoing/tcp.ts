@@ -10,6 +10,8 @@ import type { RemoteFailure, Result, SocketAddress, TcpConnectRequest, TcpConnec
 export interface TcpConnectDeps {
   resolve(host: string): Promise<Result<{ addresses: { address: string }[] }>>;
   acceptStream(id: number): Duplex;
+  /** Why the session may not dial `address` (a policy), or null. */
+  refuse?(address: string, port: number): RemoteFailure | null;
 }
 
 export async function connectOutgoing(request: TcpConnectRequest, deps: TcpConnectDeps): Promise<Result<TcpConnectResult>> {
@@ -23,6 +25,11 @@ export async function connectOutgoing(request: TcpConnectRequest, deps: TcpConne
   }
   let failure: RemoteFailure = { code: 'ENOTFOUND', message: `getaddrinfo ENOTFOUND ${request.host}`, syscall: 'getaddrinfo' };
   for (const address of addresses) {
+    const refused = deps.refuse?.(address, request.port) ?? null;
+    if (refused !== null) {
+      failure = refused;
+      continue;
+    }
     const attempt = await connectOnce(address, request.port);
     if ('failure' in attempt) {
       failure = attempt.failure;

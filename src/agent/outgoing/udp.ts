@@ -7,6 +7,7 @@ import dgram from 'node:dgram';
 import { isIP } from 'node:net';
 import {
   MAX_UDP_DATAGRAM_BYTES,
+  type RemoteFailure,
   type Result,
   type UdpCloseRequest,
   type UdpCloseResult,
@@ -21,7 +22,11 @@ const MAX_TWINS = 1024;
 export class UdpTwins {
   private readonly twins = new Map<number, dgram.Socket>();
 
-  constructor(private readonly deliver: (datagram: UdpDatagram) => void) {}
+  constructor(
+    private readonly deliver: (datagram: UdpDatagram) => void,
+    /** Why the session may not send to `peer` (a policy), or null; a refused datagram is dropped. */
+    private readonly refuse: (peer: { address: string; port: number }) => RemoteFailure | null = () => null,
+  ) {}
 
   async open(request: UdpOpenRequest): Promise<Result<UdpOpenResult>> {
     const id = request.socket;
@@ -29,6 +34,8 @@ export class UdpTwins {
       return { ok: false, error: { code: 'REMOCAL_INTERNAL', message: `udp.open needs a new socket id (got ${id})` } };
     }
     if (this.twins.size >= MAX_TWINS) return { ok: false, error: { code: 'EMFILE', message: 'too many UDP sockets', syscall: 'socket' } };
+    const refused = request.connect === undefined ? null : this.refuse(request.connect);
+    if (refused !== null) return { ok: false, error: refused };
     const socket = dgram.createSocket(request.family === 6 ? 'udp6' : 'udp4');
     try {
       await new Promise<void>((resolve, reject) => {
@@ -68,8 +75,12 @@ export class UdpTwins {
     const data = Buffer.from(datagram.data, 'base64');
     if (data.length > MAX_UDP_DATAGRAM_BYTES) return;
     const done = () => undefined;
-    if (isConnected(socket)) socket.send(data, done);
-    else if (isIP(datagram.peer.address) !== 0) socket.send(data, datagram.peer.port, datagram.peer.address, done);
+    if (isConnected(socket)) {
+      // Checked again: the policies may have changed since the socket was connected.
+      if (this.refuse(socket.remoteAddress()) === null) socket.send(data, done);
+    } else if (isIP(datagram.peer.address) !== 0 && this.refuse(datagram.peer) === null) {
+      socket.send(data, datagram.peer.port, datagram.peer.address, done);
+    }
   }
 
   close(request: UdpCloseRequest): Result<UdpCloseResult> {
