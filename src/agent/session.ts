@@ -89,9 +89,12 @@ export function serveSession(target: SharedTarget, options: SessionOptions): Age
       // Not past the handshake: nothing was asked yet that a notice could be about.
     }
   };
-  /** Why the session may not reach `address:port` (asked for as `asked`), as the connect(2) failure the app meets. */
+  /**
+   * Why the session may not reach `address:port`, as the connect(2) failure the app meets. The host names the rules
+   * see are the one asked for; an address dialled as such goes by the names it was resolved from in this session.
+   */
   const outgoingRefusal = (address: string, port: number, asked: string | undefined): RemoteFailure | null => {
-    const refusal = guard.outgoingRefusal({ address, port, names: [...(asked === undefined ? [] : [asked]), ...names.namesOf(address)] });
+    const refusal = guard.outgoingRefusal({ address, port, names: asked === undefined ? names.namesOf(address) : [asked] });
     if (refusal === null) return null;
     noticeRefusal(refusal, `a connection to ${asked ?? address}:${port}`);
     return { code: 'EACCES', errno: -osConstants.errno.EACCES, syscall: 'connect', message: `connect EACCES ${address}:${port}` };

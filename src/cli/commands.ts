@@ -17,6 +17,7 @@ import { runExec, type ExecRequest } from './exec.js';
 import { createProgress } from './progress.js';
 import { runDemo } from './demo/demo.js';
 import { registerOperatorCommands } from './operator-commands.js';
+import { registerPolicyCommands } from './policy-commands.js';
 
 export function registerCommands(program: Command): void {
   addConfigFlags(program.command('exec'))
@@ -114,6 +115,7 @@ export function registerCommands(program: Command): void {
     });
 
   registerOperatorCommands(program, addConfigFlags);
+  registerPolicyCommands(program, addConfigFlags);
 
   program
     .command('schema')

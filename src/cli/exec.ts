@@ -158,6 +158,10 @@ async function runSession(
     }
     const intproxyStderr: string[] = [];
     intproxy.stderr!.on('data', (chunk: Buffer) => intproxyStderr.push(chunk.toString()));
+    // From the start: a notice can come with the session's first answers (a policy holding back the environment).
+    intproxy.on('message', (message: IntproxyReport) => {
+      if (message.type === 'notice') progress.note(describeNotice(message));
+    });
     cleanups.push(() => stopIntproxy(intproxy));
 
     const lost = watchIntproxy(intproxy, intproxyStderr, settings.logFile);
@@ -192,7 +196,6 @@ async function runSession(
         if (message.type === 'fatal') resolve(deserializeError(message.error));
         else if (message.type === 'subscribed') progress.note(describeSubscription(message, formatTarget(target)));
         else if (message.type === 'subscribe_failed') progress.note(describeSubscribeFailure(message, formatTarget(target)));
-        else if (message.type === 'notice') progress.note(describeNotice(message));
       });
     });
     const outcome = await Promise.race([

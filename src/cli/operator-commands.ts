@@ -15,7 +15,7 @@ interface SessionItem {
  * the cluster of the kubeconfig, through its API server with the kubeconfig's credentials (RBAC applies), in the
  * namespace of the config (target.namespace, else the context's).
  */
-async function operatorClient(options: { configFile?: string } & ConfigFlags) {
+export async function operatorClient(options: { configFile?: string } & ConfigFlags) {
   const { configFile, ...flags } = options;
   const { config } = loadConfig({ cwd: process.cwd(), file: configFile, env: process.env, flags });
   const { operatorAddress, operatorRequest, OPERATOR_API_PREFIX, OPERATOR_LOCAL_NAMESPACE } = await import('../platform/operator/client.js');

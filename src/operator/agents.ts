@@ -47,6 +47,8 @@ export interface SharedAgent {
   openSession(preamble: SessionPreamble): Promise<Duplex>;
   sessions(): Promise<SessionStats[]>;
   endSession(request: Omit<Extract<ControlRequest, { op: 'session.end' }>, 'op'>): Promise<boolean>;
+  /** Hands a running session its new policies; false when the agent does not have the session. */
+  setPolicies(request: Omit<Extract<ControlRequest, { op: 'session.policies' }>, 'op'>): Promise<boolean>;
 }
 
 export interface AgentLease {
@@ -209,6 +211,10 @@ export class AgentPool<T> {
       },
       endSession: async (request) => {
         const answer = await rpc.request({ op: 'session.end', ...request });
+        return answer.ok && answer.value.found;
+      },
+      setPolicies: async (request) => {
+        const answer = await rpc.request({ op: 'session.policies', ...request });
         return answer.ok && answer.value.found;
       },
     };

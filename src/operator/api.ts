@@ -21,11 +21,12 @@ import { isRemocalError, type RemocalError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import { packageVersion } from '../core/paths.js';
 import { formatTarget, parseTarget, type Target } from '../platform/target.js';
+import type { AppliedPolicy } from '../protocol/policy.js';
 import type { AgentPool } from './agents.js';
 import type { Authenticator, Identity } from './identity.js';
 import { NotServedError } from './not-served.js';
 import { MAX_CLOSE_REASON_BYTES, SESSION_ENDED_CLOSE_CODE } from '../protocol/contracts.js';
-import type { ClientStream, SessionRecord, SessionRegistry } from './sessions.js';
+import { checkPurpose, type ClientStream, type SessionOptions, type SessionRecord, type SessionRegistry } from './sessions.js';
 import { targetFromResourceName, targetResourceName } from '../platform/operator/target-names.js';
 
 export const API_GROUP = 'operator.remocal.dev';
@@ -54,7 +55,8 @@ class ApiError extends Error {
 const HTTP_REASON: Record<number, string> = { 400: 'BadRequest', 401: 'Unauthorized', 403: 'Forbidden', 404: 'NotFound', 405: 'MethodNotAllowed', 409: 'Conflict', 500: 'InternalError', 503: 'ServiceUnavailable' };
 
 function fromRemocalError(error: RemocalError): ApiError {
-  const status = error.code === 'REMOCAL_TARGET_NOT_FOUND' ? 404 : error.code === 'REMOCAL_PERMISSION_DENIED' || error.code === 'REMOCAL_OPERATOR_FORBIDDEN' ? 403 : error.category === 'user' || error.category === 'config' ? 400 : 503;
+  const forbidden = ['REMOCAL_PERMISSION_DENIED', 'REMOCAL_OPERATOR_FORBIDDEN', 'REMOCAL_POLICY_BLOCKED'];
+  const status = error.code === 'REMOCAL_TARGET_NOT_FOUND' ? 404 : forbidden.includes(error.code) ? 403 : error.category === 'user' || error.category === 'config' ? 400 : 503;
   return new ApiError(status, HTTP_REASON[status]!, error.message, { code: error.code, hint: error.hint });
 }
 
@@ -138,9 +140,10 @@ export function createApi<T>(context: ApiContext<T>): { onRequest(request: Incom
     if (resource === 'targets' && method === 'GET' && sub === undefined) {
       if (name === undefined) return { status: 200, body: targetList(context.sessions.list().filter(inScope)) };
       const target = parseTargetName(name, url.searchParams.get('container'));
-      await catalog.authorize(identity, namespace!, target);
-      const resolved = await catalog.resolve(namespace!, target);
-      return { status: 200, body: targetObject(target, resolved.description, resolved.hasProcess, context.sessions.list().filter(inScope)) };
+      const { resolved, policies } = await context.sessions.policiesFor(identity, namespace!, target);
+      // Asked before a session starts, so that a refused one is refused before anything runs.
+      checkPurpose(policies, purposeOf(url), target);
+      return { status: 200, body: targetObject(target, resolved.description, resolved.hasProcess, context.sessions.list().filter(inScope), policies) };
     }
     if (resource === 'targets' && sub === 'portforward') throw new ApiError(400, 'BadRequest', 'portforward is a WebSocket: send the GET with `Upgrade: websocket`');
     throw new ApiError(404, 'NotFound', `the operator has no ${method} ${url.pathname}`);
@@ -158,7 +161,7 @@ export function createApi<T>(context: ApiContext<T>): { onRequest(request: Incom
       const target = parseTargetName(decodeURIComponent(match[2]!), url.searchParams.get('container'));
       const files = url.searchParams.get('files') ?? 'read';
       if (files !== 'off' && files !== 'read' && files !== 'write') throw new ApiError(400, 'BadRequest', `files must be off, read or write, not ${JSON.stringify(files)}`);
-      await context.sessions.open(identity, namespace, target, files, () => new Promise<ClientStream>((resolve, reject) => {
+      await context.sessions.open(identity, namespace, target, { files, purpose: purposeOf(url) }, () => new Promise<ClientStream>((resolve, reject) => {
         // A request ws refuses (a bad Sec-WebSocket-Key, say) is answered and closed without the callback: the
         // session must not wait for it.
         socket.once('close', () => reject(new Error('the client went away before its WebSocket was open')));
@@ -193,6 +196,13 @@ function toApiError(error: unknown, log: Logger): ApiError {
   if (isRemocalError(error)) return fromRemocalError(error);
   log.error({ err: error }, 'request failed');
   return new ApiError(500, 'InternalError', `the operator failed: ${(error as Error).message}`);
+}
+
+/** What the session is for (`?purpose=`): `remocal port-forward` says so, since a policy may forbid it. */
+function purposeOf(url: URL): SessionOptions['purpose'] {
+  const purpose = url.searchParams.get('purpose') ?? 'exec';
+  if (purpose !== 'exec' && purpose !== 'port-forward') throw new ApiError(400, 'BadRequest', `purpose must be exec or port-forward, not ${JSON.stringify(purpose)}`);
+  return purpose;
 }
 
 function parseTargetName(name: string, container: string | null): Target {
@@ -230,7 +240,7 @@ function sessionObject(record: SessionRecord): object {
     apiVersion: GROUP_VERSION,
     kind: 'Session',
     metadata: { name: record.id, namespace: record.namespace, creationTimestamp: iso(record.startedAt) },
-    spec: { owner: record.owner, target: record.target, resolvedTo: record.resolvedTo, files: record.files },
+    spec: { owner: record.owner, target: record.target, resolvedTo: record.resolvedTo, files: record.files, policies: record.policies },
     status: {
       phase: record.phase,
       readyAt: iso(record.readyAt),
@@ -273,14 +283,18 @@ function formatSubscription(subscription: { port: number; mode: string; filter: 
   return `${subscription.port}:${subscription.filter === null ? subscription.mode : 'steal(filter)'}`;
 }
 
-function targetObject(target: Target, description: string, hasProcess: boolean, records: SessionRecord[]): object {
+/** One target as its caller may use it: what it resolves to, who is on it, and the policies a session would meet. */
+function targetObject(target: Target, description: string, hasProcess: boolean, records: SessionRecord[], policies: AppliedPolicy[]): object {
   const key = formatTarget(target);
   return {
     apiVersion: GROUP_VERSION,
     kind: 'Target',
     metadata: { name: targetResourceName(target) },
     spec: { target: key, description, hasProcess },
-    status: { sessions: records.filter((record) => record.target === key && record.phase !== 'Closed').map((record) => ({ id: record.id, owner: record.owner, ports: record.subscriptions })) },
+    status: {
+      sessions: records.filter((record) => record.target === key && record.phase !== 'Closed').map((record) => ({ id: record.id, owner: record.owner, ports: record.subscriptions })),
+      policies,
+    },
   };
 }
 

@@ -14,6 +14,10 @@ export interface ResolvedForSession<T> {
   /** "pod/orders-… (picked from deployment/orders), container app", "pid 4242 (node server.js)". */
   description: string;
   hasProcess: boolean;
+  /** Every name the target goes by, for the policies' targetPath: as asked, its pod, the workload owning the pod. */
+  names: string[];
+  /** The target pod's labels, for the policies' selector; none for a target on a host. */
+  labels: Record<string, string>;
 }
 
 export interface TargetCatalog<T> {

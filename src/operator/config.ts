@@ -82,6 +82,17 @@ export const operatorConfigSchema = z.strictObject({
       keep_closed: z.int().min(0).max(10_000).default(200),
     })
     .prefault({}),
+  policies: z
+    .strictObject({
+      /**
+       * Local mode: a directory of policy files (YAML or JSON), RemocalPolicy and RemocalClusterPolicy objects in the
+       * CRDs' shape. Kubernetes mode reads the custom resources instead. Unset: no policies.
+       */
+      dir: z.string().min(1).optional(),
+      /** How often the directory is read again: a changed policy applies within this. */
+      reload: seconds(2),
+    })
+    .prefault({}),
   agents: z
     .strictObject({
       /** An agent with no session left is ended after this long (a session that comes back soon reuses it). */

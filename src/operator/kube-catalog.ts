@@ -66,6 +66,23 @@ export class AccessReviewer {
   }
 }
 
+/**
+ * Every name a pod target goes by: as asked, the pod (with and without its container), and the workload that owns
+ * the pod. A Deployment's pods are owned by a ReplicaSet named after the Deployment and the pods'
+ * pod-template-hash, which is how the Deployment's name is found without another request.
+ */
+export function targetNames(asked: Target, resolved: ResolvedPod): string[] {
+  const names = new Set([formatTarget(asked), `pod/${resolved.podName}`, `pod/${resolved.podName}/container/${resolved.container}`]);
+  const hash = resolved.pod.metadata?.labels?.['pod-template-hash'];
+  for (const owner of resolved.pod.metadata?.ownerReferences ?? []) {
+    if (owner.controller !== true) continue;
+    const kind = owner.kind.toLowerCase();
+    names.add(`${kind}/${owner.name}`);
+    if (kind === 'replicaset' && hash !== undefined && owner.name.endsWith(`-${hash}`)) names.add(`deployment/${owner.name.slice(0, -hash.length - 1)}`);
+  }
+  return [...names];
+}
+
 export class KubeCatalog implements TargetCatalog<ResolvedPod> {
   constructor(
     private readonly kube: Kube,
@@ -99,7 +116,14 @@ export class KubeCatalog implements TargetCatalog<ResolvedPod> {
     if (target.platform !== 'kubernetes' || target.kind === 'targetless') throw new Error('unreachable: authorize refuses other targets');
     const resolved = await resolveKubeTarget({ ...this.kube, namespace }, target);
     if (resolved.kind !== 'pod') throw new Error('unreachable: only targetless resolves to no pod');
-    return { agentKey: `${namespace}/${resolved.podName}/${resolved.container}`, target: resolved, description: resolved.description, hasProcess: true };
+    return {
+      agentKey: `${namespace}/${resolved.podName}/${resolved.container}`,
+      target: resolved,
+      description: resolved.description,
+      hasProcess: true,
+      names: targetNames(target, resolved),
+      labels: { ...(resolved.pod.metadata?.labels ?? {}) },
+    };
   }
 
   async mayEndOthers(identity: Identity, namespace: string): Promise<boolean> {

@@ -31,7 +31,7 @@ export class LocalCatalog implements TargetCatalog<ResolvedLocalTarget> {
   async resolve(_namespace: string, target: Target): Promise<ResolvedForSession<ResolvedLocalTarget>> {
     if (target.platform !== 'local') throw new Error('unreachable: authorize refuses other targets');
     const resolved = resolveLocalTarget(target);
-    return { agentKey: formatTarget(target), target: resolved, description: resolved.description, hasProcess: resolved.pid !== null };
+    return { agentKey: formatTarget(target), target: resolved, description: resolved.description, hasProcess: resolved.pid !== null, names: [formatTarget(target)], labels: {} };
   }
 
   async mayEndOthers(identity: Identity): Promise<boolean> {

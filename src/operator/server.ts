@@ -16,6 +16,8 @@ import { frontProxyTlsOptions } from './front-proxy.js';
 import { TokenAuthenticator, type Authenticator } from './identity.js';
 import { LocalAgentLauncher } from './local-agents.js';
 import { LocalCatalog } from './local-catalog.js';
+import { LocalPolicySource } from './policies/local-source.js';
+import { PolicyStore, type PolicySource } from './policies/store.js';
 import { SessionRegistry } from './sessions.js';
 import { servingCertificate, type ServingCertificate } from './tls.js';
 
@@ -35,6 +37,8 @@ interface Mode<T> {
   launcher: AgentLauncher<T>;
   /** TLS options beyond the certificate (Kubernetes mode asks for the front proxy's client certificate). */
   tls: Record<string, unknown>;
+  /** Where the policies come from: files in local mode, the custom resources in Kubernetes mode. */
+  policies: PolicySource | undefined;
   /** Starts what runs beside the server (the ConfigMap reload); given the server, to swap its TLS context. */
   start?(server: Server): void;
   close?(): void;
@@ -46,16 +50,18 @@ function localMode(config: OperatorConfig, log: Logger): Mode<unknown> {
     catalog: new LocalCatalog(config.targets) as TargetCatalog<unknown>,
     launcher: new LocalAgentLauncher(config.state_dir, log) as AgentLauncher<unknown>,
     tls: {},
+    policies: config.policies.dir === undefined ? undefined : new LocalPolicySource(config.policies.dir, config.policies.reload * 1000, log),
   };
 }
 
 async function kubernetesMode(config: OperatorConfig, log: Logger, certificate: ServingCertificate): Promise<Mode<unknown>> {
   // Loaded only in this mode: the Kubernetes client is large.
-  const [{ connectKube }, { ReloadingFrontProxyAuthenticator }, { AccessReviewer, KubeCatalog }, { KubeAgentLauncher }] = await Promise.all([
+  const [{ connectKube }, { ReloadingFrontProxyAuthenticator }, { AccessReviewer, KubeCatalog }, { KubeAgentLauncher }, { KubePolicySource }] = await Promise.all([
     import('../platform/kubernetes/api.js'),
     import('./kube-auth.js'),
     import('./kube-catalog.js'),
     import('./kube-agents.js'),
+    import('./policies/kube-source.js'),
   ]);
   const settings = config.kubernetes;
   const kube = connectKube(settings.kubeconfig === undefined ? { inCluster: true } : { kubeconfig: settings.kubeconfig });
@@ -81,6 +87,7 @@ async function kubernetesMode(config: OperatorConfig, log: Logger, certificate: 
       startupTimeoutMs: config.agents.startup_timeout * 1000,
     }) as AgentLauncher<unknown>,
     tls: frontProxyTlsOptions(auth.frontProxy),
+    policies: new KubePolicySource(kube, log),
     start: (server) =>
       auth.watch(kube, settings.authentication_reload * 1000, log, (changed) => {
         server.setSecureContext({ cert: certificate.cert, key: certificate.key, ...frontProxyTlsOptions(changed) });
@@ -107,7 +114,10 @@ export async function startOperator(config: OperatorConfig): Promise<RunningOper
   });
   const orphans = await agents.removeOrphans();
   if (orphans.length > 0) log.info({ orphans }, 'ended the agents a previous run left behind');
-  registry = new SessionRegistry(agents, mode.catalog, config.sessions, log);
+  // Loaded before the first session can open: none may start without the policies that apply to it.
+  const policies = new PolicyStore();
+  await mode.policies?.start(policies);
+  registry = new SessionRegistry(agents, mode.catalog, config.sessions, log, policies);
   const api = createApi({ sessions: registry, agents, auth: mode.auth, log });
   // HTTP/1.1: session streams are WebSockets, which the Kubernetes aggregator too dials over HTTP/1.1.
   const server = createServer({ cert: certificate.cert, key: certificate.key, minVersion: 'TLSv1.2', ...mode.tls }, api.onRequest);
@@ -133,6 +143,7 @@ export async function startOperator(config: OperatorConfig): Promise<RunningOper
     log,
     async close() {
       mode.close?.();
+      mode.policies?.close();
       server.close();
       server.closeAllConnections();
       registry?.close();

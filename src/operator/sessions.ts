@@ -8,8 +8,12 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from '../core/log.js';
 import type { SessionStateEvent, SubscriptionStats } from '../protocol/shared-agent.js';
 import { formatTarget, type Target } from '../platform/target.js';
-import type { AgentPool } from './agents.js';
-import type { TargetCatalog } from './catalog.js';
+import { PolicyBlockedError } from '../core/errors.js';
+import type { AppliedPolicy } from '../protocol/policy.js';
+import type { AgentPool, SharedAgent } from './agents.js';
+import type { ResolvedForSession, TargetCatalog } from './catalog.js';
+import { applicablePolicies, type PolicyScope } from './policies/select.js';
+import { PolicyStore } from './policies/store.js';
 import type { OperatorConfig } from './config.js';
 import type { Identity } from './identity.js';
 
@@ -39,6 +43,14 @@ export interface SessionRecord {
   subscriptions: SubscriptionStats[];
   closedAt: number | undefined;
   closeReason: string | undefined;
+  /** The policies in force for the session (`namespace/name`). */
+  policies: string[];
+}
+
+export interface SessionOptions {
+  files: SessionRecord['files'];
+  /** `port-forward`: the session is `remocal port-forward`'s (a policy may block those). */
+  purpose: 'exec' | 'port-forward';
 }
 
 /** Close reasons the CLI shows, by the error code it shows them with. */
@@ -47,6 +59,10 @@ export const SESSION_CLOSED = 'REMOCAL_SESSION_CLOSED';
 interface Live {
   record: SessionRecord;
   agentKey: string;
+  agent: SharedAgent;
+  /** What the session's policies are chosen by, and the ones it has (JSON), to hand it only real changes. */
+  scope: PolicyScope;
+  applied: string;
   end(code: string, reason: string, hint: string): void;
 }
 
@@ -58,15 +74,44 @@ export class SessionRegistry<T> {
   private readonly live = new Map<string, Live>();
   private readonly closed: SessionRecord[] = [];
   private readonly sweeper: NodeJS.Timeout;
+  private readonly stopWatchingPolicies: () => void;
 
   constructor(
     private readonly pool: AgentPool<T>,
     readonly catalog: TargetCatalog<T>,
     private readonly limits: OperatorConfig['sessions'],
     private readonly log: Logger,
+    private readonly policies: PolicyStore = new PolicyStore(),
   ) {
     this.sweeper = setInterval(() => void this.sweep(), STATS_INTERVAL_MS);
     this.sweeper.unref();
+    this.stopWatchingPolicies = policies.onChange(() => void this.reapplyPolicies());
+  }
+
+  /**
+   * The target as `identity` may open a session on it, and the policies that would apply: what a session starts
+   * with, and what `remocal policy check` shows.
+   */
+  async policiesFor(identity: Identity, namespace: string, target: Target): Promise<{ resolved: ResolvedForSession<T>; policies: AppliedPolicy[] }> {
+    this.catalog.checkNamespace(namespace);
+    await this.catalog.authorize(identity, namespace, target);
+    const resolved = await this.catalog.resolve(namespace, target);
+    return { resolved, policies: applicablePolicies(this.policies.current(), scopeOf(namespace, resolved)) };
+  }
+
+  /** The policies changed: each running session gets those that now apply to it, for its next operations. */
+  private async reapplyPolicies(): Promise<void> {
+    await Promise.all(
+      [...this.live.values()].map(async (entry) => {
+        const policies = applicablePolicies(this.policies.current(), entry.scope);
+        const applied = JSON.stringify(policies);
+        if (applied === entry.applied) return;
+        entry.applied = applied;
+        entry.record.policies = policies.map((policy) => policy.name);
+        const found = await entry.agent.setPolicies({ session: entry.record.id, policies }).catch(() => false);
+        this.log.info({ session: entry.record.id, policies: entry.record.policies, delivered: found }, 'session policies changed');
+      }),
+    );
   }
 
   list(): SessionRecord[] {
@@ -97,17 +142,17 @@ export class SessionRegistry<T> {
    * once the agent's side is ready (the WebSocket upgrade happens only then, so that a refusal is still an
    * HTTP answer). Resolves once attached; the session then lives until either side ends it.
    */
-  async open(identity: Identity, namespace: string, target: Target, files: SessionRecord['files'], attach: () => Promise<ClientStream>): Promise<SessionRecord> {
+  async open(identity: Identity, namespace: string, target: Target, options: SessionOptions, attach: () => Promise<ClientStream>): Promise<SessionRecord> {
+    const { files, purpose } = options;
     const key = formatTarget(target);
-    this.catalog.checkNamespace(namespace);
-    await this.catalog.authorize(identity, namespace, target);
-    const resolved = await this.catalog.resolve(namespace, target);
+    const { resolved, policies } = await this.policiesFor(identity, namespace, target);
+    checkPurpose(policies, purpose, target);
     const id = randomBytes(4).toString('hex');
     const agentKey = resolved.agentKey;
     const lease = await this.pool.acquire(agentKey, resolved.target);
     let socket: Duplex;
     try {
-      socket = await lease.agent.openSession({ kind: 'session', session: id, owner: identity.user, files });
+      socket = await lease.agent.openSession({ kind: 'session', session: id, owner: identity.user, files, policies });
     } catch (error) {
       lease.release();
       throw error;
@@ -128,6 +173,7 @@ export class SessionRegistry<T> {
       subscriptions: [],
       closedAt: undefined,
       closeReason: undefined,
+      policies: policies.map((policy) => policy.name),
     };
     let closeReason: string | undefined;
     let client: ClientStream | undefined;
@@ -136,6 +182,9 @@ export class SessionRegistry<T> {
     const entry: Live = {
       record,
       agentKey,
+      agent: lease.agent,
+      scope: scopeOf(namespace, resolved),
+      applied: JSON.stringify(policies),
       end: (code, reason, hint) => {
         if (closeReason !== undefined) return;
         closeReason = reason;
@@ -214,6 +263,7 @@ export class SessionRegistry<T> {
 
   close(): void {
     clearInterval(this.sweeper);
+    this.stopWatchingPolicies();
   }
 
   /** Updates what the agents know of their sessions, and ends those past a limit. */
@@ -252,4 +302,15 @@ export class SessionRegistry<T> {
       entry.end(SESSION_CLOSED, `the session reached the operator's maximum session time of ${max} s (sessions.max_duration)`, 'Run the command again to start a new session.');
     }
   }
+}
+
+function scopeOf(namespace: string, resolved: Pick<ResolvedForSession<unknown>, 'names' | 'labels'>): PolicyScope {
+  return { namespace, names: resolved.names, labels: resolved.labels, copy: false };
+}
+
+/** Refuses a session whose purpose a policy blocks (`remocal port-forward`). */
+export function checkPurpose(policies: readonly AppliedPolicy[], purpose: SessionOptions['purpose'], target: Target): void {
+  if (purpose !== 'port-forward') return;
+  const refusal = policies.find((policy) => policy.spec.block?.includes('port-forward'))?.name;
+  if (refusal !== undefined) throw new PolicyBlockedError(`Policy ${refusal} forbids remocal port-forward on ${formatTarget(target)} (block: port-forward).`);
 }

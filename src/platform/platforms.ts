@@ -25,7 +25,7 @@ export async function prepareSession(target: Target, settings: PlatformSettings,
       // Loaded only for Kubernetes targets: the Kubernetes client is large, and local sessions start faster without it.
       if (settings.operator.use !== false) {
         const { kubeOperatorPlatform } = await import('./operator/kube-platform.js');
-        return kubeOperatorPlatform(settings.kubernetes, settings.operator.use).prepare(target, request);
+        return kubeOperatorPlatform(settings.kubernetes, { use: settings.operator.use, purpose: settings.operator.purpose }).prepare(target, request);
       }
       const { kubernetesPlatform } = await import('./kubernetes/session.js');
       return kubernetesPlatform(settings.kubernetes).prepare(target, request);

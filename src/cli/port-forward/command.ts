@@ -17,6 +17,8 @@ export function portForwardRequest(specs: { local: string[]; remote: string[] },
   return {
     ...base,
     commandEnv: { [FORWARDS_ENV]: JSON.stringify({ local, remote }) },
+    // Said to the operator, where a policy may forbid port forwarding.
+    platforms: { ...base.platforms, operator: { ...base.platforms.operator, purpose: 'port-forward' } },
     command: [process.execPath, distFile('forwarder.js')],
     incoming: remote.length > 0 ? base.incoming : { mode: 'off', filter: null },
     layer: {

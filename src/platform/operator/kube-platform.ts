@@ -14,7 +14,7 @@ import { kubernetesPlatform, type KubePlatformSettings } from '../kubernetes/ses
 import type { Platform } from '../platform.js';
 import { formatTarget, type KubernetesTarget } from '../target.js';
 import type { OperatorAddress } from './client.js';
-import { prepareOperatorSession } from './session.js';
+import { describeOthers, notePolicies, prepareOperatorSession } from './session.js';
 
 export const OPERATOR_APISERVICE = 'v1.operator.remocal.dev';
 
@@ -51,7 +51,12 @@ export async function apiServerAddress(kube: Kube): Promise<OperatorAddress> {
   };
 }
 
-export function kubeOperatorPlatform(settings: KubePlatformSettings, use: true | 'auto', connect: typeof connectKube = connectKube): Platform<KubernetesTarget> {
+export function kubeOperatorPlatform(
+  settings: KubePlatformSettings,
+  operator: { use: true | 'auto'; purpose?: 'exec' | 'port-forward' | undefined },
+  connect: typeof connectKube = connectKube,
+): Platform<KubernetesTarget> {
+  const { use, purpose = 'exec' } = operator;
   return {
     async prepare(target, request) {
       // The operator shares running pods; a targetless session, or a CronJob's run, has none to share.
@@ -71,9 +76,9 @@ export function kubeOperatorPlatform(settings: KubePlatformSettings, use: true |
       looking.done(`found: ${OPERATOR_APISERVICE} is Available`);
       const address = await apiServerAddress(kube);
       const asking = request.onStep(`asking the operator for ${formatTarget(target)} in namespace ${kube.namespace}`);
-      const session = await prepareOperatorSession(address, kube.namespace, target, { files: request.files, startupTimeoutMs: request.startupTimeoutMs });
-      const others = session.others.length === 0 ? 'no other session on it' : `also there: ${session.others.map((other) => `${other.owner} (session ${other.id})`).join(', ')}`;
-      asking.done(`through the operator: ${session.description}; ${others}`);
+      const session = await prepareOperatorSession(address, kube.namespace, target, { files: request.files, startupTimeoutMs: request.startupTimeoutMs, purpose });
+      asking.done(`through the operator: ${session.description}; ${describeOthers(session)}`);
+      notePolicies(session, target, request.onNote);
       return { launch: session.launch, description: session.description, linkStep: 'connecting to the session', hasProcess: session.hasProcess, cleanup: async () => undefined };
     },
   };

@@ -27,7 +27,7 @@ async function main(): Promise<number> {
     perMessageDeflate: false,
     maxPayload: 4 * 1024 * 1024,
   });
-  const opened = await new Promise<string | null>((resolve) => {
+  const opened = await new Promise<{ line: string; exitCode: number } | null>((resolve) => {
     ws.once('open', () => resolve(null));
     ws.once('unexpected-response', (_request, response) => {
       let body = '';
@@ -35,19 +35,24 @@ async function main(): Promise<number> {
       response.on('data', (chunk: string) => (body += chunk.slice(0, 4096)));
       response.on('end', () => {
         let message = body.trim();
+        let code: string | undefined;
         try {
-          message = (JSON.parse(body) as { message?: string }).message ?? message;
+          const status = JSON.parse(body) as { message?: string; details?: { causes?: { reason?: string; field?: string }[] } };
+          message = status.message ?? message;
+          code = status.details?.causes?.find((cause) => cause.field === 'remocal')?.reason;
         } catch {
           // A plain-text answer is shown as it is.
         }
-        resolve(`the operator refused the session (HTTP ${response.statusCode}): ${message}`);
+        // A refusal in remocal's own terms (a policy, a forbidden target) reaches the user as that error.
+        if (code !== undefined && /^REMOCAL_[A-Z_]+$/.test(code)) resolve({ line: `${SESSION_ENDED_PREFIX}${code} ${message.replace(/\.$/, '')}`, exitCode: SESSION_ENDED_EXIT_CODE });
+        else resolve({ line: `operator-link: the operator refused the session (HTTP ${response.statusCode}): ${message}`, exitCode: 1 });
       });
     });
-    ws.once('error', (error) => resolve(`cannot reach the operator: ${error.message}`));
+    ws.once('error', (error) => resolve({ line: `operator-link: cannot reach the operator: ${error.message}`, exitCode: 1 }));
   });
   if (opened !== null) {
-    process.stderr.write(`operator-link: ${opened}\n`);
-    return 1;
+    process.stderr.write(`${opened.line}\n`);
+    return opened.exitCode;
   }
   const stream = createWebSocketStream(ws);
   // process.stdout writes to a pipe synchronously; a socket over fd 1 is asynchronous and honours backpressure.

@@ -7,7 +7,7 @@ import type { Platform } from '../platform.js';
 import type { LocalTarget } from '../target.js';
 import { formatTarget } from '../target.js';
 import { OPERATOR_LOCAL_NAMESPACE, operatorAddress } from './client.js';
-import { prepareOperatorSession } from './session.js';
+import { describeOthers, notePolicies, prepareOperatorSession } from './session.js';
 
 export interface OperatorPlatformSettings {
   /** `true`: always (fail without one); `auto`: when `url` is set; `false`: never. */
@@ -15,6 +15,8 @@ export interface OperatorPlatformSettings {
   url: string | undefined;
   token: string | undefined;
   caFile: string | undefined;
+  /** `port-forward` for `remocal port-forward`'s sessions, which a policy may block. Default `exec`. */
+  purpose?: 'exec' | 'port-forward';
 }
 
 export function wantsOperator(settings: OperatorPlatformSettings): boolean {
@@ -26,9 +28,9 @@ export function operatorPlatform(settings: OperatorPlatformSettings): Platform<L
     async prepare(target, request) {
       const address = operatorAddress(settings);
       const step = request.onStep(`asking the operator at ${address.url} for ${formatTarget(target)}`);
-      const session = await prepareOperatorSession(address, OPERATOR_LOCAL_NAMESPACE, target, { files: request.files, startupTimeoutMs: request.startupTimeoutMs });
-      const others = session.others.length === 0 ? 'no other session on it' : `also there: ${session.others.map((other) => `${other.owner} (session ${other.id})`).join(', ')}`;
-      step.done(`through the operator: ${session.description}; ${others}`);
+      const session = await prepareOperatorSession(address, OPERATOR_LOCAL_NAMESPACE, target, { files: request.files, startupTimeoutMs: request.startupTimeoutMs, purpose: settings.purpose ?? 'exec' });
+      step.done(`through the operator: ${session.description}; ${describeOthers(session)}`);
+      notePolicies(session, target, request.onNote);
       return { launch: session.launch, description: session.description, linkStep: 'connecting to the session', hasProcess: session.hasProcess, cleanup: async () => undefined };
     },
   };

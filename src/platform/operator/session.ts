@@ -4,6 +4,7 @@
 
 import { distFile } from '../../core/paths.js';
 import type { AgentLaunch } from '../../protocol/contracts.js';
+import type { AppliedPolicy } from '../../protocol/policy.js';
 import { formatTarget, type Target } from '../target.js';
 import { OPERATOR_API_PREFIX, operatorRequest, type OperatorAddress } from './client.js';
 import { OPERATOR_LINK_ENV, type OperatorLinkSettings } from './link-settings.js';
@@ -15,6 +16,8 @@ export interface OperatorSession {
   hasProcess: boolean;
   /** The sessions already on the target, for the user to know who else is there. */
   others: { id: string; owner: string }[];
+  /** The admins' policies the session will meet (the operator enforces them). */
+  policies: AppliedPolicy[];
 }
 
 /** How often the intproxy pings a session behind the operator: the path crosses a network. */
@@ -24,7 +27,7 @@ export async function prepareOperatorSession(
   address: OperatorAddress,
   namespace: string,
   target: Target,
-  options: { files: 'off' | 'read' | 'write'; startupTimeoutMs: number },
+  options: { files: 'off' | 'read' | 'write'; startupTimeoutMs: number; purpose: 'exec' | 'port-forward' },
 ): Promise<OperatorSession> {
   const name = targetResourceName(target);
   const targetPath = `${OPERATOR_API_PREFIX}/namespaces/${encodeURIComponent(namespace)}/targets/${encodeURIComponent(name)}`;
@@ -33,9 +36,13 @@ export async function prepareOperatorSession(
     const params = new URLSearchParams({ ...extra, ...(container === undefined ? {} : { container }) }).toString();
     return params === '' ? '' : `?${params}`;
   };
-  const answer = await operatorRequest<{ spec: { description: string; hasProcess: boolean }; status: { sessions: { id: string; owner: string }[] } }>(address, 'GET', `${targetPath}${query({})}`);
+  const answer = await operatorRequest<{ spec: { description: string; hasProcess: boolean }; status: { sessions: { id: string; owner: string }[]; policies?: AppliedPolicy[] } }>(
+    address,
+    'GET',
+    `${targetPath}${query(options.purpose === 'exec' ? {} : { purpose: options.purpose })}`,
+  );
   const link: OperatorLinkSettings = {
-    url: `${address.url}${targetPath}/portforward${query({ files: options.files })}`,
+    url: `${address.url}${targetPath}/portforward${query({ files: options.files, ...(options.purpose === 'exec' ? {} : { purpose: options.purpose }) })}`,
     token: address.token,
     ca: address.ca,
     cert: address.cert,
@@ -55,5 +62,16 @@ export async function prepareOperatorSession(
     description: answer.spec.description,
     hasProcess: answer.spec.hasProcess,
     others: answer.status.sessions,
+    policies: answer.status.policies ?? [],
   };
+}
+
+export function describeOthers(session: Pick<OperatorSession, 'others'>): string {
+  return session.others.length === 0 ? 'no other session on it' : `also there: ${session.others.map((other) => `${other.owner} (session ${other.id})`).join(', ')}`;
+}
+
+/** Says which policies the session meets, so that a refusal later is no surprise. */
+export function notePolicies(session: Pick<OperatorSession, 'policies'>, target: Target, note: (text: string) => void): void {
+  if (session.policies.length === 0) return;
+  note(`policies in force: ${session.policies.map((policy) => policy.name).join(', ')} (\`remocal policy check -t ${formatTarget(target)}\` shows what they allow)`);
 }
