@@ -63,6 +63,14 @@ export function serveSession(target: SharedTarget, options: SessionOptions): Age
       link.send({ type: 'incoming', ...event, stream: stream.id });
       return stream;
     },
+    notify(notice) {
+      if (!isReady || link.closed) return;
+      try {
+        link.send({ type: 'event', event: { kind: 'notice', ...notice } });
+      } catch {
+        // The link is going down: the session will not read it anyway.
+      }
+    },
     closed: new Promise<string>((resolve) =>
       link.once('close', (error?: Error) => {
         udp.closeAll();
