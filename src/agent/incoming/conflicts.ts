@@ -68,7 +68,7 @@ export function decideSteal<T extends Holding>(holding: PortHolding<T>, ask: Ste
 }
 
 /** "session 1a2b3c4d (alice), since 2026-12-07T10:42:00.000Z": who to ask, and how to find them. */
-export function describeHolder(holder: Holding): string {
+function describeHolder(holder: Holding): string {
   return `session ${holder.session.id} (${holder.session.owner}), since ${new Date(holder.since).toISOString()}`;
 }
 

@@ -32,7 +32,7 @@ import type {
   SubscribeResult,
   UnsubscribeResult,
 } from '../../protocol/messages.js';
-import { decideSteal, describeHolder } from './conflicts.js';
+import { decideSteal } from './conflicts.js';
 import { compileHttpFilter, filterIdentity, type FilterableRequest, type HttpFilter } from './http-filter.js';
 import type { SubscriptionStats } from '../../protocol/shared-agent.js';
 import { routeHttpConnection, type HttpRequestHead, type HttpSubscriber } from './http-router.js';
@@ -340,7 +340,7 @@ export class IncomingService {
           told.session.notify({
             code: FILTER_OVERLAP,
             message:
-              `the request ${request} on port ${told.port} matched the HTTP filter of this session and that of ${describeHolder(about)}; ` +
+              `the request ${request} on port ${told.port} matched the HTTP filter of this session and that of session ${about.session.id} (${about.session.owner}); ` +
               `it went to ${went}, subscribed first, as will the next requests both filters match`,
             hint: 'Make the filters tell your requests apart (a header only yours carry, such as `x-dev: <your name>`); `remocal session list` shows the filters on each port.',
           });
