@@ -6,10 +6,10 @@
 
 import http from 'node:http';
 import { connect, type AddressInfo } from 'node:net';
-import { createInterface } from 'node:readline';
 import { createLogger } from '../../../src/core/log.js';
 import { IncomingService, type IncomingSession, type SubscribeOptions } from '../../../src/agent/incoming/service.js';
 import type { AgentSubscribeRequest } from '../../../src/protocol/messages.js';
+import { report, serveCommands } from './stand-in.js';
 
 type Command =
   | ({ op: 'subscribe'; session: string } & Omit<AgentSubscribeRequest, 'op'> & SubscribeOptions)
@@ -18,10 +18,6 @@ type Command =
   | { op: 'refuse-path'; session: string; path: string }
   | { op: 'stats'; session: string }
   | { op: 'close' };
-
-function report(message: Record<string, unknown>): void {
-  process.stdout.write(`${JSON.stringify(message)}\n`);
-}
 
 const service = new IncomingService(createLogger('service-agent', { level: 'warn' }));
 const sessions = new Map<string, IncomingSession & { refusedPath?: string }>();
@@ -66,15 +62,6 @@ async function handle(command: Command): Promise<Record<string, unknown>> {
   }
 }
 
-report({ event: 'ready', pid: process.pid });
-for await (const line of createInterface({ input: process.stdin })) {
-  const command = JSON.parse(line) as Command;
-  try {
-    report({ event: 'done', op: command.op, ...(await handle(command)) });
-  } catch (error) {
-    report({ event: 'done', op: command.op, error: (error as Error).message });
-  }
-  if (command.op === 'close') break;
-}
+await serveCommands(handle);
 // The sessions' servers would keep the process alive.
 process.exit(0);
