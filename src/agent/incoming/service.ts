@@ -32,9 +32,9 @@ import type {
   SubscribeResult,
   UnsubscribeResult,
 } from '../../protocol/messages.js';
+import type { SubscriptionStats } from '../../protocol/shared-agent.js';
 import { decideSteal } from './conflicts.js';
 import { compileHttpFilter, filterIdentity, type FilterableRequest, type HttpFilter } from './http-filter.js';
-import type { SubscriptionStats } from '../../protocol/shared-agent.js';
 import { routeHttpConnection, type HttpRequestHead, type HttpSubscriber } from './http-router.js';
 import { Redirector, type OriginalDestination } from './redirector.js';
 import { removeStaleChains } from './stale.js';
@@ -47,7 +47,7 @@ export const MAX_DRAIN_MS = 30_000;
 const MIRROR_BACKLOG_LIMIT = 8 * 1024 * 1024;
 
 /** The code of the notice that tells a session another one's filter matched the same request. */
-export const FILTER_OVERLAP = 'REMOCAL_FILTER_OVERLAP';
+const FILTER_OVERLAP = 'REMOCAL_FILTER_OVERLAP';
 
 /** A request line longer than this is cut in notices and in `remocal session list`. */
 const MAX_REQUEST_LINE = 200;
