@@ -26,7 +26,7 @@ import type { SessionStats } from '../protocol/shared-agent.js';
 import { readTargetEnv } from './env.js';
 import { connectOutgoing } from './outgoing/tcp.js';
 import { UdpTwins } from './outgoing/udp.js';
-import type { IncomingSession } from './incoming/service.js';
+import type { IncomingNotice, IncomingSession } from './incoming/service.js';
 import { fileHandlers } from './files/handlers.js';
 import { TargetFiles, type TargetFilesOptions } from './files/service.js';
 import { targetError } from './files/root.js';
@@ -75,6 +75,14 @@ export function serveSession(target: SharedTarget, options: SessionOptions): Age
     streamIdParity: 'even',
     info: { pid: process.pid, node: process.version },
   });
+  const sendNotice = (notice: IncomingNotice): void => {
+    if (link.closed) return;
+    try {
+      link.send({ type: 'event', event: { kind: 'notice', ...notice } });
+    } catch {
+      // Not past the handshake, or the link is going down: the session will not read it anyway.
+    }
+  };
   let guard = options.policies === undefined || options.policies.length === 0 ? SessionGuard.NONE : new SessionGuard(options.policies);
   const names = new ResolvedNames();
   const noticed = new Set<string>();
@@ -83,11 +91,7 @@ export function serveSession(target: SharedTarget, options: SessionOptions): Age
     const key = `${refusal.policy}\0${refusal.rule}\0${what}`;
     if (noticed.has(key) || noticed.size >= MAX_NOTICES) return;
     noticed.add(key);
-    try {
-      link.send({ type: 'event', event: { kind: 'notice', code: POLICY_BLOCKED, message: `policy ${refusal.policy} refused ${what} (${refusal.rule})`, hint: POLICY_HINT } });
-    } catch {
-      // Not past the handshake: nothing was asked yet that a notice could be about.
-    }
+    sendNotice({ code: POLICY_BLOCKED, message: `policy ${refusal.policy} refused ${what} (${refusal.rule})`, hint: POLICY_HINT });
   };
   /**
    * Why the session may not reach `address:port`, as the connect(2) failure the app meets. The host names the rules
@@ -126,6 +130,7 @@ export function serveSession(target: SharedTarget, options: SessionOptions): Age
       link.send({ type: 'incoming', ...event, stream: stream.id });
       return stream;
     },
+    notify: sendNotice,
     closed: new Promise<string>((resolve) =>
       link.once('close', (error?: Error) => {
         udp.closeAll();
@@ -228,7 +233,9 @@ export function serveSession(target: SharedTarget, options: SessionOptions): Age
     'env.get': () => environment(),
     'incoming.subscribe': (request) => {
       const refusal = guard.subscribeRefusal(request, filterApplies(request));
-      return refusal === null ? target.incoming.subscribe(session, request) : { ok: false, error: refusal };
+      if (refusal !== null) return { ok: false, error: refusal };
+      const overrideRefusal = guard.overrideRefusal(request.port);
+      return target.incoming.subscribe(session, request, overrideRefusal === undefined ? {} : { overrideRefusal });
     },
     'incoming.unsubscribe': (request) => target.incoming.unsubscribe(session, request.subscription),
     'udp.open': (request) => udp.open(request),

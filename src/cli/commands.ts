@@ -141,7 +141,11 @@ function sessionRequest(options: ExecFlags, cmd: Command): Omit<ExecRequest, 'co
   const layer = toLayerSettings(config, { socket: '', session: '' });
   return {
     target: config.target.path,
-    incoming: { mode: config.feature.network.incoming.mode, filter: httpFilterSpec(config.feature.network.incoming.http_filter) },
+    incoming: {
+      mode: config.feature.network.incoming.mode,
+      filter: httpFilterSpec(config.feature.network.incoming.http_filter),
+      onConcurrentSteal: config.feature.network.incoming.on_concurrent_steal,
+    },
     env: config.feature.env,
     layer: { outgoing: layer.outgoing, dns: layer.dns, incoming: layer.incoming, files: layer.files, logLevel: layer.logLevel },
     agentLogLevel: verbose ? 'debug' : config.agent.log_level,

@@ -16,6 +16,8 @@ import { startChild, childExited, stopChild } from '../core/child.js';
 import {
   CommandNotFoundError,
   FeatureUnavailableError,
+  FilterConflictError,
+  PortHeldError,
   IntproxyLostError,
   UsageError,
   type RemocalError,
@@ -29,6 +31,7 @@ import {
   type IntproxySettings,
   type LayerSettings,
 } from '../protocol/contracts.js';
+import type { OnConcurrentSteal } from '../protocol/messages.js';
 import { deserializeError } from '../protocol/wire-error.js';
 import type { PreparedSession } from '../platform/platform.js';
 import { prepareSession, type PlatformSettings } from '../platform/platforms.js';
@@ -195,7 +198,7 @@ async function runSession(
       intproxy.on('message', (message: IntproxyReport) => {
         if (message.type === 'fatal') resolve(deserializeError(message.error));
         else if (message.type === 'subscribed') progress.note(describeSubscription(message, formatTarget(target)));
-        else if (message.type === 'subscribe_failed') progress.note(describeSubscribeFailure(message, formatTarget(target)));
+        else if (message.type === 'subscribe_failed') progress.note(describeSubscribeFailure(message, formatTarget(target), request.incoming.onConcurrentSteal));
       });
     });
     const outcome = await Promise.race([
@@ -221,10 +224,18 @@ function agentFileAccess(files: LayerSettings['files']): 'off' | 'read' | 'write
   return 'read';
 }
 
-/** As the CLI prints an error: message, then the hint and the code of a remocal error (not of an errno). */
-function describeSubscribeFailure(message: Extract<IntproxyReport, { type: 'subscribe_failed' }>, target: string): string {
+/**
+ * As the CLI prints an error: message, then the hint and the code of a remocal error (not of an errno). A port
+ * held by another session reaches here only with on_concurrent_steal `continue` (else the session ends), which the
+ * user is reminded of: the session runs, without that port.
+ */
+function describeSubscribeFailure(message: Extract<IntproxyReport, { type: 'subscribe_failed' }>, target: string, onConcurrentSteal: OnConcurrentSteal | undefined): string {
   const lines = [`could not subscribe to port ${message.port} of ${target}: ${message.message}`];
-  if (message.hint) lines.push(`  hint: ${message.hint}`);
+  if (onConcurrentSteal === 'continue' && (message.code === PortHeldError.code || message.code === FilterConflictError.code)) {
+    lines.push(`  the session goes on without port ${message.port} (on_concurrent_steal: continue)`);
+  } else if (message.hint) {
+    lines.push(`  hint: ${message.hint}`);
+  }
   if (message.code.startsWith('REMOCAL_')) lines.push(`  (${message.code})`);
   return lines.join('\n');
 }
@@ -238,7 +249,8 @@ function describeSubscription(message: Extract<IntproxyReport, { type: 'subscrib
   const local = message.localPort === message.port ? `port ${message.port}` : `local port ${message.localPort}`;
   if (message.mode === 'mirror') return `mirroring port ${message.port} of ${target}: your app on ${local} gets a copy of its traffic`;
   if (message.filtered) return `stealing the HTTP requests that match the filter on port ${message.port} of ${target} to ${local}; the rest reach the target`;
-  return `stealing port ${message.port} of ${target}: its traffic goes to your app on ${local}`;
+  const taken = message.displaced?.map((other) => `${other.owner} (session ${other.session})`).join(', ');
+  return `stealing port ${message.port} of ${target}: its traffic goes to your app on ${local}${taken === undefined ? '' : `; taken over from ${taken}, who goes on without it`}`;
 }
 
 /** The intproxy's first word: ready, or why not. */

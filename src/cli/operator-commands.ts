@@ -4,10 +4,18 @@ import type { Command } from 'commander';
 import { loadConfig, type ConfigFlags } from '../config/index.js';
 import { UsageError } from '../core/errors.js';
 
+interface PortItem {
+  port: number;
+  mode: string;
+  filter: Record<string, unknown> | null;
+  since: string | null;
+  overlaps?: { session: string; owner: string; request: string }[];
+}
+
 interface SessionItem {
   metadata: { name: string; creationTimestamp: string | null };
   spec: { owner: string; target: string };
-  status: { phase: string; lastActivity: string | null; routedRequests: number; ports: { port: number; mode: string; filter: unknown }[]; closeReason: string | null };
+  status: { phase: string; lastActivity: string | null; routedRequests: number; ports: PortItem[]; closeReason: string | null };
 }
 
 /**
@@ -48,6 +56,66 @@ function age(from: string | null, now = Date.now()): string {
 
 function formatPorts(item: SessionItem): string {
   return item.status.ports.map((port) => `${port.port}:${port.filter === null ? port.mode : `steal ${JSON.stringify(port.filter)}`}`).join(' ') || '-';
+}
+
+/** A filter as its owner wrote it, shortest first: a lone header regex as itself. */
+function describeFilter(filter: Record<string, unknown>): string {
+  const { ports: _ports, ...predicate } = filter;
+  const keys = Object.keys(predicate);
+  if (keys.length === 1 && keys[0] === 'header_filter') return `\`${String(predicate.header_filter)}\``;
+  if (keys.length === 1 && keys[0] === 'path_filter') return `path \`${String(predicate.path_filter)}\``;
+  if (keys.length === 1 && keys[0] === 'method_filter') return `method ${String(predicate.method_filter)}`;
+  return JSON.stringify(predicate);
+}
+
+function clock(iso: string | null): string {
+  if (iso === null) return '?';
+  const at = new Date(iso);
+  return `${String(at.getHours()).padStart(2, '0')}:${String(at.getMinutes()).padStart(2, '0')}`;
+}
+
+/**
+ * Per target and port, who holds it and how: the lock of a whole steal, the filters sharing it (with the pairs of
+ * sessions whose filters matched one request), the mirrors.
+ *   8080  locked by alice (session 1a2b3c4d) since 10:42
+ *   8080  filtered: alice `^x-dev: alice$`, bob `^x-dev: bob$` — overlap alice/bob on GET /x
+ */
+function portsView(items: SessionItem[]): string {
+  const byTarget = new Map<string, Map<number, { item: SessionItem; held: PortItem }[]>>();
+  for (const item of items) {
+    if (item.status.phase === 'Closed') continue;
+    const ports = byTarget.get(item.spec.target) ?? new Map<number, { item: SessionItem; held: PortItem }[]>();
+    byTarget.set(item.spec.target, ports);
+    for (const held of item.status.ports) ports.set(held.port, [...(ports.get(held.port) ?? []), { item, held }]);
+  }
+  const lines: string[] = [];
+  for (const [target, ports] of byTarget) {
+    if (ports.size === 0) continue;
+    lines.push(target);
+    for (const [port, holders] of [...ports].sort(([a], [b]) => a - b)) {
+      const who = ({ item }: { item: SessionItem }) => `${item.spec.owner} (session ${item.metadata.name})`;
+      const column = `  ${port}  `;
+      for (const holder of holders.filter(({ held }) => held.mode === 'steal' && held.filter === null)) {
+        lines.push(`${column}locked by ${who(holder)} since ${clock(holder.held.since)}`);
+      }
+      const filtered = holders.filter(({ held }) => held.filter !== null);
+      if (filtered.length > 0) {
+        const overlaps = new Map<string, string>();
+        for (const { item, held } of filtered) {
+          for (const other of held.overlaps ?? []) {
+            const pair = [item.spec.owner, other.owner];
+            const key = [item.metadata.name, other.session].sort().join(' ');
+            if (!overlaps.has(key)) overlaps.set(key, `overlap ${pair.join('/')} on ${other.request}`);
+          }
+        }
+        const filters = filtered.map(({ item, held }) => `${item.spec.owner} ${describeFilter(held.filter!)}`).join(', ');
+        lines.push(`${column}filtered: ${filters}${overlaps.size === 0 ? '' : ` — ${[...overlaps.values()].join('; ')}`}`);
+      }
+      const mirrors = holders.filter(({ held }) => held.mode === 'mirror');
+      if (mirrors.length > 0) lines.push(`${column}mirrored by ${mirrors.map(who).join(', ')}`);
+    }
+  }
+  return lines.length === 0 ? '' : `\n${lines.join('\n')}\n`;
 }
 
 function table(rows: string[][]): string {
@@ -143,7 +211,7 @@ export function registerOperatorCommands(program: Command, addConfigFlags: (comm
       for (const item of items) {
         rows.push([item.metadata.name, item.spec.owner, item.spec.target, item.status.phase, formatPorts(item), String(item.status.routedRequests), `${age(item.status.lastActivity)} ago`, age(item.metadata.creationTimestamp), ...(all ? [item.status.closeReason ?? '-'] : [])]);
       }
-      process.stdout.write(table(rows));
+      process.stdout.write(table(rows) + portsView(items));
     });
 
   addConfigFlags(session.command('kill'))

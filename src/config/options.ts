@@ -309,7 +309,11 @@ const incoming = group({
     on_concurrent_steal: option({
       schema: z.enum(['abort', 'continue', 'override']),
       default: 'abort',
-      description: 'With the operator, when another session already steals the port: `abort` this session, `continue` without the port, or `override` the other session.',
+      description:
+        'When another session already steals the port (whole, or with filters when this session steals it whole): `abort` ends this session ' +
+        'with an error naming the holder, `continue` goes on without the port, `override` takes the port and tells the sessions it was taken from ' +
+        '(with the operator only: without it every session has an agent of its own, and override ends the session like abort). ' +
+        'A filtered steal of a port stolen whole, and a filter the same as another session\'s on the port, are refused: abort and override end the session, continue goes on.',
     }),
     https_delivery: mirrordOnly('How stolen TLS traffic is delivered locally (deprecated in mirrord).'),
     tls_delivery: mirrordOnly('How stolen TLS traffic is delivered locally.'),

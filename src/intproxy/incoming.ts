@@ -8,8 +8,13 @@
 //
 // When the app is not listening any more, the stream is reset: for a filtered steal the agent then answers
 // the client with a 502 that says so; other traffic is not affected.
+//
+// A subscription refused because another session holds the port (or steals with the same filter) ends the session
+// unless on_concurrent_steal is `continue`: two developers must never both believe they get the port's traffic. A
+// policy's refusal always ends it.
 
 import { connect, type Socket } from 'node:net';
+import { FilterConflictError, PolicyBlockedError, PortHeldError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import { splice } from '../core/splice.js';
 import { LINK_LOST_CODE, type IncomingSettings, type IntproxyReport } from '../protocol/contracts.js';
@@ -32,6 +37,8 @@ export class IncomingRouter {
     private readonly settings: IncomingSettings,
     private readonly log: Logger,
     private readonly report: (message: IntproxyReport) => void,
+    /** Words for messages: "pid/4242". */
+    private readonly target: string,
   ) {
     agent.link.on('message', (message) => {
       if (message.type === 'incoming') this.onIncoming(message);
@@ -47,17 +54,31 @@ export class IncomingRouter {
       port: request.remotePort,
       mode: this.settings.mode,
       filter: this.settings.mode === 'steal' ? this.settings.filter : null,
+      ...(this.settings.onConcurrentSteal === undefined ? {} : { onConcurrentSteal: this.settings.onConcurrentSteal }),
     });
     if (answer.ok) {
       this.subscriptions.set(answer.value.subscription, { remotePort: request.remotePort, localPort: request.localPort, localAddress: request.localAddress, owner });
       this.log.info({ port: request.remotePort, localPort: request.localPort, mode: answer.value.mode }, 'subscribed');
       const filtered = answer.value.mode === 'steal' && this.settings.filter !== null && (this.settings.filter.ports?.includes(request.remotePort) ?? true);
-      this.report({ type: 'subscribed', port: request.remotePort, localPort: request.localPort, mode: answer.value.mode, filtered });
+      const { displaced } = answer.value;
+      this.report({ type: 'subscribed', port: request.remotePort, localPort: request.localPort, mode: answer.value.mode, filtered, ...(displaced === undefined ? {} : { displaced }) });
+    } else if (this.endsSession(answer.error.code)) {
+      const { code, message, hint } = answer.error;
+      this.log.warn({ port: request.remotePort, code }, 'subscription refused: the session ends');
+      this.report({ type: 'fatal', error: { code, message: `could not subscribe to port ${request.remotePort} of ${this.target}: ${message}`, hint } });
+      // The layer is not answered: the CLI now stops the app and then this process, and prints the refusal whole as
+      // the session's error; an answer would only race it, the layer printing a second, shorter account of its own.
+      return new Promise<never>(() => undefined);
     } else {
       const { code, message, hint } = answer.error;
       this.report({ type: 'subscribe_failed', port: request.remotePort, code, message, ...(hint === undefined ? {} : { hint }) });
     }
     return answer;
+  }
+
+  private endsSession(code: string): boolean {
+    if (code === PolicyBlockedError.code) return true;
+    return (code === PortHeldError.code || code === FilterConflictError.code) && this.settings.onConcurrentSteal !== 'continue';
   }
 
   async unsubscribe(subscription: number): Promise<Result<UnsubscribeResult>> {

@@ -45,7 +45,7 @@ async function main(): Promise<void> {
     onStderr: (chunk) => appendFileSync(settings.logFile, chunk),
     onNotice: ({ code, message, hint }) => report({ type: 'notice', code, message, ...(hint === undefined ? {} : { hint }) }),
   });
-  const incoming = new IncomingRouter(agent, settings.incoming, log, report);
+  const incoming = new IncomingRouter(agent, settings.incoming, log, report, settings.agent.target);
   const server = await serveLayers(settings.socket, agent, incoming, log);
   const env = await agent.rpc.request({ op: 'env.get' });
   if (!env.ok) throw new Error(`could not read the target's environment: ${env.error.message}`);

@@ -27,6 +27,7 @@ import type { Authenticator, Identity } from './identity.js';
 import { NotServedError } from './not-served.js';
 import { MAX_CLOSE_REASON_BYTES, SESSION_ENDED_CLOSE_CODE } from '../protocol/contracts.js';
 import { checkPurpose, type ClientStream, type SessionOptions, type SessionRecord, type SessionRegistry } from './sessions.js';
+import type { SubscriptionStats } from '../protocol/shared-agent.js';
 import { targetFromResourceName, targetResourceName } from '../platform/operator/target-names.js';
 
 export const API_GROUP = 'operator.remocal.dev';
@@ -279,8 +280,10 @@ function sessionTable(records: SessionRecord[]): object {
   };
 }
 
-function formatSubscription(subscription: { port: number; mode: string; filter: unknown }): string {
-  return `${subscription.port}:${subscription.filter === null ? subscription.mode : 'steal(filter)'}`;
+function formatSubscription(subscription: SubscriptionStats): string {
+  if (subscription.filter === null) return `${subscription.port}:${subscription.mode === 'steal' ? 'steal(locked)' : subscription.mode}`;
+  const overlaps = subscription.overlaps?.map((other) => other.owner).join(' ');
+  return `${subscription.port}:steal(filter${overlaps === undefined ? '' : `, overlaps ${overlaps}`})`;
 }
 
 /** One target as its caller may use it: what it resolves to, who is on it, and the policies a session would meet. */

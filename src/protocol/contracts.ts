@@ -10,7 +10,7 @@
 // imports nothing of the project but messages.ts, so that taking a shape never brings the code of the process
 // at the other end along (nor a circle of imports back to it).
 
-import type { HttpFilterSpec, IncomingMode } from './messages.js';
+import type { HttpFilterSpec, IncomingMode, OnConcurrentSteal } from './messages.js';
 
 // --- CLI → layer ------------------------------------------------------------------------------------------
 
@@ -94,13 +94,26 @@ export interface AgentLaunch {
 export interface IncomingSettings {
   mode: IncomingMode | 'off';
   filter: HttpFilterSpec | null;
+  /**
+   * feature.network.incoming.on_concurrent_steal (unset: `abort`). On a refusal because another session holds the
+   * port (or the same filter), `abort` and `override` end the session, `continue` goes on without the port.
+   */
+  onConcurrentSteal?: OnConcurrentSteal;
 }
 
 export type IntproxyReport =
   | { type: 'ready'; env: Record<string, string> | null; agent: Record<string, string | number> | undefined }
   | { type: 'fatal'; error: SerializedError }
   /** A port of the target now sends its traffic to the app: the user sees it happen. */
-  | { type: 'subscribed'; port: number; localPort: number; mode: 'mirror' | 'steal'; filtered: boolean }
+  | {
+      type: 'subscribed';
+      port: number;
+      localPort: number;
+      mode: 'mirror' | 'steal';
+      filtered: boolean;
+      /** The sessions the port was taken from (on_concurrent_steal: override). */
+      displaced?: { session: string; owner: string }[];
+    }
   | { type: 'subscribe_failed'; port: number; code: string; message: string; hint?: string }
   /** The agent's word for the user, as it came (see AgentEvent `notice`). */
   | { type: 'notice'; code: string; message: string; hint?: string };

@@ -154,6 +154,8 @@ export interface LayerSubscribeRequest {
 export interface SubscribeResult {
   subscription: number;
   mode: IncomingMode;
+  /** The sessions this one took the port from (on_concurrent_steal: override); each of them was told. */
+  displaced?: { session: string; owner: string }[];
 }
 
 /** Intproxy → agent. */
@@ -164,7 +166,8 @@ export interface AgentSubscribeRequest {
   filter: HttpFilterSpec | null;
   /**
    * When another session already steals the port (behind the operator): `abort` (unset) refuses this one, `continue`
-   * refuses it too (the session goes on without the port), `override` takes the port from the others.
+   * refuses it too (the session goes on without the port), `override` takes the port from the others. A filtered
+   * steal of a locked port, and a filter the same as another session's on the port, are refused whatever this says.
    */
   onConcurrentSteal?: OnConcurrentSteal;
 }

@@ -86,6 +86,11 @@ export interface SubscriptionStats {
   filter: HttpFilterSpec | null;
   /** Epoch ms. */
   since: number;
+  /**
+   * For a filtered steal: the other sessions whose filter matched a request this one's matched too, each with the
+   * first such request line (`GET /orders/7`). Unset when there are none.
+   */
+  overlaps?: { session: string; owner: string; request: string }[];
 }
 
 export interface SessionStats {

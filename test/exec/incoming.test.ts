@@ -308,7 +308,7 @@ describe('incoming traffic', () => {
     }
   });
 
-  it('without the operator, a second steal of a held port is refused naming the first session, which keeps its traffic', async () => {
+  it('without the operator, a second steal of a held port ends that session naming the first, which keeps its traffic', async () => {
     const first = await session(['--steal']);
     const holder = await waitFor(() => findAgent(pod.pid), 'the first session\'s agent');
     const chain = /REMOCAL-[0-9a-f]{8}/.exec(await iptablesRules())?.[0];
@@ -320,9 +320,12 @@ describe('incoming traffic', () => {
     second.child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk));
     try {
       const port = pod.ports.target;
-      await waitFor(() => /\(REMOCAL_PORT_HELD\)/.test(stderr), `the refusal (stderr so far: ${stderr})`, 15_000);
+      // on_concurrent_steal is abort by default: the refused session ends, as remocal's own failure.
+      const end = await second.done;
+      assert.equal(end.code, 125, stderr);
+      assert.match(stderr, /\(REMOCAL_PORT_HELD\)/);
       const held = `port ${port} of the target is already taken by another remocal session \\(chain ${chain}, agent pid ${holder.pid}\\)`;
-      assert.match(stderr, new RegExp(`^remocal: could not subscribe to port ${port} of pid/${pod.pid}: ${held}$`, 'm'));
+      assert.match(stderr, new RegExp(`^remocal: error: could not subscribe to port ${port} of pid/${pod.pid}\\b.*: ${held}$`, 'm'));
       assert.match(stderr, /^ {2}hint: To share one port between developers \(each with an HTTP filter\), use the remocal operator: see docs\/operator\.md\..*stop the other session/m);
       assert.doesNotMatch(stderr, /remocal: stealing/);
 

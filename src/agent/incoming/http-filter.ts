@@ -37,6 +37,26 @@ export function compileHttpFilter(config: HttpFilterConfig): HttpFilter {
   return filter;
 }
 
+/**
+ * A canonical text of what a filter matches on a port it applies to, so that two sessions with the same filter
+ * are told apart from two with different ones: key order, the order of all_of / any_of parts (both are
+ * commutative) and the case of a method do not count, nor do `ports`, since both filters apply to the port they
+ * are compared on.
+ */
+export function filterIdentity(config: HttpFilterConfig): string {
+  const { ports: _ports, ...predicate } = config;
+  return canonical(predicate);
+}
+
+function canonical(value: unknown, key?: string): string {
+  if (Array.isArray(value)) return `[${value.map((item) => canonical(item)).sort().join(',')}]`;
+  if (typeof value === 'object' && value !== null) {
+    const entries = Object.entries(value).filter(([, item]) => item !== undefined);
+    return `{${entries.sort(([a], [b]) => (a < b ? -1 : 1)).map(([name, item]) => `${JSON.stringify(name)}:${canonical(item, name)}`).join(',')}}`;
+  }
+  return JSON.stringify(key === 'method' || key === 'method_filter' ? String(value).toUpperCase() : value);
+}
+
 function compileTopLevel(config: HttpFilterConfig): Predicate | undefined {
   if (config.header_filter !== undefined) return headerMatcher(config.header_filter);
   if (config.path_filter !== undefined) return pathMatcher(config.path_filter);

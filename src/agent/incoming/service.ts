@@ -5,30 +5,37 @@
 //   steal, no filter  one session takes the whole port: each connection goes to it.
 //   steal, filter     any number of sessions, each with an HTTP filter: per request (http-router.ts), the
 //                     first session (in subscription order) whose filter matches gets it, and a request no
-//                     filter matches reaches the original server over the same client connection.
+//                     filter matches reaches the original server over the same client connection. Sessions whose
+//                     filters both match one request are each told so, once per pair (REMOCAL_FILTER_OVERLAP).
 //   mirror            every mirroring session gets its own copy of what the client sends; the connection itself
 //                     goes on as it would without them. A copy is best effort: if a session cannot keep up, its
 //                     copy of that connection stops, the connection never waits for it.
 //
 // Sessions come and go without touching the others: a port's redirect stays while anyone holds it, and only
-// when its last subscription goes does the port stop taking new connections (see Redirector.release).
+// when its last subscription goes does the port stop taking new connections (see Redirector.release). Who may
+// steal a port others steal is conflicts.ts's decision; a session whose port is taken over is told, and goes on.
 
 import { connect, isIP, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { PortHeldError, PortTakenError } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
 import { splice } from '../../core/splice.js';
 import type {
+  AgentEvent,
   AgentSubscribeRequest,
   HttpFilterSpec,
   IncomingEvent,
   IncomingMode,
+  RemoteFailure,
   Result,
   SocketAddress,
   SubscribeResult,
   UnsubscribeResult,
 } from '../../protocol/messages.js';
-import { compileHttpFilter, type HttpFilter } from './http-filter.js';
-import { routeHttpConnection, type HttpSubscriber } from './http-router.js';
+import type { SubscriptionStats } from '../../protocol/shared-agent.js';
+import { decideSteal } from './conflicts.js';
+import { compileHttpFilter, filterIdentity, type FilterableRequest, type HttpFilter } from './http-filter.js';
+import { routeHttpConnection, type HttpRequestHead, type HttpSubscriber } from './http-router.js';
 import { Redirector, type OriginalDestination } from './redirector.js';
 import { removeStaleChains } from './stale.js';
 import { teeClient } from './tee.js';
@@ -39,16 +46,33 @@ export const MAX_DRAIN_MS = 30_000;
 /** A mirror copy further behind than this is dropped rather than buffered. */
 const MIRROR_BACKLOG_LIMIT = 8 * 1024 * 1024;
 
-/** The failure code of a subscription refused because another session holds the port. */
-export const PORT_HELD = 'REMOCAL_PORT_HELD';
+/** The code of the notice that tells a session another one's filter matched the same request. */
+const FILTER_OVERLAP = 'REMOCAL_FILTER_OVERLAP';
 
-/** What the incoming service needs of a session: who it is, and a way to hand it a stream. */
+/** A request line longer than this is cut in notices and in `remocal session list`. */
+const MAX_REQUEST_LINE = 200;
+
+export type IncomingNotice = Omit<Extract<AgentEvent, { kind: 'notice' }>, 'kind'>;
+
+/** What the incoming service needs of a session: who it is, a way to hand it a stream, and to tell its user. */
 export interface IncomingSession {
   /** The session's id, as `remocal session list` shows it. */
   readonly id: string;
   readonly owner: string;
   /** Opens a stream to the session and announces it with an `incoming` event. */
   announce(event: Omit<IncomingEvent, 'stream'>): Duplex;
+  /** Tells the session's user something (the session goes on); never throws. */
+  notify(notice: IncomingNotice): void;
+  /**
+   * Whether a request may go to this session at all, asked after its filter matched (a policy may narrow what a
+   * session gets). Unset: every request its filter matches.
+   */
+  admits?(request: FilterableRequest): boolean;
+}
+
+export interface SubscribeOptions {
+  /** When set, a subscription that would displace another session's is refused with this instead (a policy). */
+  overrideRefusal?: RemoteFailure;
 }
 
 interface Subscription {
@@ -58,8 +82,12 @@ interface Subscription {
   /** Set for a filtered steal on a port the filter applies to. */
   filter: HttpFilter | null;
   spec: HttpFilterSpec | null;
+  /** filterIdentity() of the spec, for a filtered steal: equal filters on one port are refused. */
+  identity: string | null;
   session: IncomingSession;
   since: number;
+  /** Subscriptions whose filter matched a request this one's matched too, with the first such request line. */
+  overlaps: Map<Subscription, string>;
 }
 
 interface Holders {
@@ -86,7 +114,7 @@ export class IncomingService {
     private readonly onRouted: (session: IncomingSession) => void = () => undefined,
   ) {}
 
-  async subscribe(session: IncomingSession, request: AgentSubscribeRequest): Promise<Result<SubscribeResult>> {
+  async subscribe(session: IncomingSession, request: AgentSubscribeRequest, options: SubscribeOptions = {}): Promise<Result<SubscribeResult>> {
     const holders = this.ports.get(request.port);
     const own = holders === undefined ? undefined : allOf(holders).find((existing) => existing.session === session);
     if (own !== undefined) {
@@ -94,22 +122,21 @@ export class IncomingService {
     }
     const compiled = request.filter === null ? null : compileHttpFilter(request.filter);
     const filter = request.mode === 'steal' && compiled !== null && compiled.appliesToPort(request.port) ? compiled : null;
-    const conflict = holders === undefined ? null : conflictWith(holders, request.port, request.mode, filter !== null);
-    if (conflict !== null) return { ok: false, error: conflict };
+    const spec = filter === null ? null : request.filter;
+    const identity = spec === null ? null : filterIdentity(spec);
+    const onConcurrentSteal = request.onConcurrentSteal ?? 'abort';
+    const decision = holders === undefined ? { kind: 'share' as const } : decideSteal(holders, { port: request.port, mode: request.mode, identity, onConcurrentSteal });
+    if (decision.kind === 'refuse') return { ok: false, error: decision.error };
+    const displaced = decision.kind === 'displace' ? decision.holders : [];
+    if (displaced.length > 0 && options.overrideRefusal !== undefined) return { ok: false, error: options.overrideRefusal };
 
     const id = this.nextId++;
-    const subscription: Subscription = {
-      id,
-      port: request.port,
-      mode: request.mode,
-      filter,
-      spec: filter === null ? null : request.filter,
-      session,
-      since: Date.now(),
-    };
+    const subscription: Subscription = { id, port: request.port, mode: request.mode, filter, spec, identity, session, since: Date.now(), overlaps: new Map() };
+    // The port stays redirected: the displaced go from its holders, and the new holder takes their place at once.
+    for (const other of displaced) this.remove(other);
     // Registered before the rule exists: the first connection may arrive as soon as it does.
     this.subscriptions.set(id, subscription);
-    const entry = holders ?? { mirrors: [], whole: undefined, filtered: [] };
+    const entry = this.ports.get(request.port) ?? { mirrors: [], whole: undefined, filtered: [] };
     this.ports.set(request.port, entry);
     if (request.mode === 'mirror') entry.mirrors.push(subscription);
     else if (filter === null) entry.whole = subscription;
@@ -119,10 +146,24 @@ export class IncomingService {
     } catch (error) {
       this.remove(subscription);
       const { code, hint } = error as { code?: string; hint?: string };
-      return { ok: false, error: { code: code ?? 'REMOCAL_INCOMING_FAILED', message: (error as Error).message, ...(hint === undefined ? {} : { hint }) } };
+      let message = (error as Error).message;
+      // Held by another agent in the target (without the operator, every session has its own): no session of
+      // this agent can be displaced, and the other agent cannot be told to let go.
+      if (code === PortHeldError.code && onConcurrentSteal === 'override') {
+        message += '; on_concurrent_steal: override takes a port only from sessions on the same remocal operator, never from another agent';
+      }
+      return { ok: false, error: { code: code ?? 'REMOCAL_INCOMING_FAILED', message, ...(hint === undefined ? {} : { hint }) } };
+    }
+    for (const other of displaced) {
+      this.log.info({ port: request.port, session: other.session.id, by: session.id }, 'subscription taken over');
+      const taken = new PortTakenError(
+        `port ${request.port} of the target was taken over by session ${session.id} (${session.owner}) with on_concurrent_steal: override; your session goes on without it`,
+      );
+      other.session.notify({ code: taken.code, message: taken.message, ...(taken.hint === undefined ? {} : { hint: taken.hint }) });
     }
     this.log.info({ port: request.port, mode: request.mode, filtered: filter !== null, session: session.id }, 'subscribed');
-    return { ok: true, value: { subscription: id, mode: request.mode } };
+    const tookFrom = displaced.map((other) => ({ session: other.session.id, owner: other.session.owner }));
+    return { ok: true, value: { subscription: id, mode: request.mode, ...(tookFrom.length === 0 ? {} : { displaced: tookFrom }) } };
   }
 
   async unsubscribe(session: IncomingSession, id: number): Promise<Result<UnsubscribeResult>> {
@@ -140,10 +181,16 @@ export class IncomingService {
   }
 
   /** The subscriptions of one session, for `remocal session list`. */
-  subscriptionsOf(session: IncomingSession): { port: number; mode: IncomingMode; filter: HttpFilterSpec | null; since: number }[] {
+  subscriptionsOf(session: IncomingSession): SubscriptionStats[] {
     return [...this.subscriptions.values()]
       .filter((subscription) => subscription.session === session)
-      .map(({ port, mode, spec, since }) => ({ port, mode, filter: spec, since }));
+      .map(({ port, mode, spec, since, overlaps }) => ({
+        port,
+        mode,
+        filter: spec,
+        since,
+        ...(overlaps.size === 0 ? {} : { overlaps: [...overlaps].map(([other, request]) => ({ session: other.session.id, owner: other.session.owner, request })) }),
+      }));
   }
 
   /** Removes every rule; the target's ports answer as before. */
@@ -200,6 +247,7 @@ export class IncomingService {
     holders.filtered = holders.filtered.filter((other) => other !== subscription);
     if (holders.whole === subscription) holders.whole = undefined;
     if (allOf(holders).length === 0) this.ports.delete(subscription.port);
+    for (const other of subscription.overlaps.keys()) other.overlaps.delete(subscription);
     return true;
   }
 
@@ -239,7 +287,7 @@ export class IncomingService {
         // the target's again, on the connections it already has.
         route: (head) => {
           if (this.draining) return undefined;
-          const match = this.ports.get(port)?.filtered.find((subscription) => subscription.filter!(head));
+          const match = this.match(this.ports.get(port)?.filtered, head);
           if (match === undefined) return undefined;
           this.onRouted(match.session);
           let subscriber = subscribers.get(match);
@@ -256,6 +304,48 @@ export class IncomingService {
       // Mirrors only: the connection goes on to the original server, the copies take its bytes on the way.
       if (copies.length > 0) client.on('data', (chunk: Buffer) => copies.forEach((copy) => copy(chunk)));
       passThrough(client, original);
+    }
+  }
+
+  /**
+   * The first filtered subscription (in subscription order) that takes the request. The others are asked too, which
+   * costs no more than a request nobody matches: sessions that match it as well are told of the overlap.
+   */
+  private match(filtered: readonly Subscription[] | undefined, head: HttpRequestHead): Subscription | undefined {
+    if (filtered === undefined) return undefined;
+    let first: Subscription | undefined;
+    let also: Subscription[] | undefined;
+    for (const subscription of filtered) {
+      if (!subscription.filter!(head) || !(subscription.session.admits?.(head) ?? true)) continue;
+      if (first === undefined) first = subscription;
+      else (also ??= []).push(subscription);
+    }
+    if (also !== undefined) this.reportOverlaps([first!, ...also], head);
+    return first;
+  }
+
+  /** Each pair of the sessions that matched one request is told once, the first time. */
+  private reportOverlaps(matched: Subscription[], head: HttpRequestHead): void {
+    const winner = matched[0]!;
+    const request = `${head.method} ${head.path}`.slice(0, MAX_REQUEST_LINE);
+    for (let a = 0; a < matched.length; a++) {
+      for (let b = a + 1; b < matched.length; b++) {
+        const [one, other] = [matched[a]!, matched[b]!];
+        if (one.overlaps.has(other)) continue;
+        one.overlaps.set(other, request);
+        other.overlaps.set(one, request);
+        this.log.info({ port: one.port, sessions: [one.session.id, other.session.id], request }, 'filters overlap');
+        for (const [told, about] of [[one, other], [other, one]] as const) {
+          const went = winner === told ? 'this session' : `session ${winner.session.id} (${winner.session.owner})`;
+          told.session.notify({
+            code: FILTER_OVERLAP,
+            message:
+              `the request ${request} on port ${told.port} matched the HTTP filter of this session and that of session ${about.session.id} (${about.session.owner}); ` +
+              `it went to ${went}, subscribed first, as will the next requests both filters match`,
+            hint: 'Make the filters tell your requests apart (a header only yours carry, such as `x-dev: <your name>`); `remocal session list` shows the filters on each port.',
+          });
+        }
+      }
     }
   }
 
@@ -296,31 +386,6 @@ interface Addresses {
 
 function allOf(holders: Holders): Subscription[] {
   return [...holders.mirrors, ...(holders.whole === undefined ? [] : [holders.whole]), ...holders.filtered];
-}
-
-function describe(subscription: Subscription): string {
-  return `session ${subscription.session.id} (${subscription.session.owner}), since ${new Date(subscription.since).toISOString()}`;
-}
-
-/** Why a new subscription cannot share the port with its holders, or null when it can. */
-function conflictWith(holders: Holders, port: number, mode: IncomingMode, filtered: boolean): { code: string; message: string; hint: string } | null {
-  if (mode === 'mirror') return null;
-  if (holders.whole !== undefined) {
-    return {
-      code: PORT_HELD,
-      message: `port ${port} of the target is stolen whole by ${describe(holders.whole)}`,
-      hint: `Ask them to end it (\`remocal session list\` shows it), or mirror the port instead of stealing it.`,
-    };
-  }
-  if (!filtered && holders.filtered.length > 0) {
-    const who = holders.filtered.map(describe).join('; ');
-    return {
-      code: PORT_HELD,
-      message: `port ${port} of the target is shared by filtered steals (${who}): stealing the whole port would take their requests`,
-      hint: 'Steal only your own requests with an HTTP filter (feature.network.incoming.http_filter), or mirror the port.',
-    };
-  }
-  return null;
 }
 
 function address(host: string | undefined, port: number | undefined): SocketAddress {

@@ -1,5 +1,6 @@
-// Starts redirect-agent.ts inside a pod's network namespace, as the real agent is started (nsenter --net,
-// which execs node, so the pid is the agent's own), and talks to it line by line.
+// Starts a stand-in agent (redirect-agent.ts, or another script that speaks the same lines) inside a pod's network
+// namespace, as the real agent is started (nsenter --net, which execs node, so the pid is the agent's own), and
+// talks to it line by line.
 
 import type { ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
@@ -7,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { childExited, startChild, stopChild } from '../../../src/core/child.js';
 import type { Pod } from '../../../src/fixture/pod.js';
 
-const script = fileURLToPath(new URL('./redirect-agent.ts', import.meta.url));
+const redirectAgent = fileURLToPath(new URL('./redirect-agent.ts', import.meta.url));
 
 /** What redirect-agent.ts answers on every stolen connection. */
 export const STOLEN_BODY = 'stolen by the agent';
@@ -19,9 +20,11 @@ export class AgentProcess {
   private readonly replies: AgentReply[] = [];
   private readonly waiters: (() => void)[] = [];
   readonly connections: AgentReply[] = [];
+  /** What the stand-in reported on its own, besides connections and answers (`notice` events). */
+  readonly notices: AgentReply[] = [];
   stderr = '';
 
-  constructor(pod: Pod) {
+  constructor(pod: Pod, script = redirectAgent) {
     this.child = startChild('nsenter', [`--net=${pod.netnsPath}`, '--', process.execPath, '--import', import.meta.resolve('tsx'), script], {
       stdio: ['pipe', 'pipe', 'pipe'],
     });
@@ -30,6 +33,7 @@ export class AgentProcess {
     createInterface({ input: this.child.stdout! }).on('line', (line) => {
       const reply = JSON.parse(line) as AgentReply;
       if (reply.event === 'connection') this.connections.push(reply);
+      else if (reply.event === 'notice') this.notices.push(reply);
       else this.replies.push(reply);
       for (const wake of this.waiters.splice(0)) wake();
     });

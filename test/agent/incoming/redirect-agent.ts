@@ -3,10 +3,10 @@
 // answered with a fixed HTTP response, so a client can tell them from the target's answers.
 
 import http from 'node:http';
-import { createInterface } from 'node:readline';
 import { Redirector } from '../../../src/agent/incoming/redirector.js';
 import { removeStaleChains } from '../../../src/agent/incoming/stale.js';
 import { STOLEN_BODY } from './agent-process.js';
+import { report, serveCommands } from './stand-in.js';
 
 type Command =
   | { op: 'redirect'; port: number }
@@ -14,10 +14,6 @@ type Command =
   | { op: 'get'; host: string; port: number }
   | { op: 'remove-stale' }
   | { op: 'close' };
-
-function report(message: Record<string, unknown>): void {
-  process.stdout.write(`${JSON.stringify(message)}\n`);
-}
 
 const redirector = new Redirector({
   onConnection(socket, original) {
@@ -61,15 +57,5 @@ async function handle(command: Command): Promise<Record<string, unknown>> {
   }
 }
 
-report({ event: 'ready', pid: process.pid });
-for await (const line of createInterface({ input: process.stdin })) {
-  const command = JSON.parse(line) as Command;
-  try {
-    report({ event: 'done', op: command.op, ...(await handle(command)) });
-  } catch (error) {
-    const { code, hint } = error as { code?: string; hint?: string };
-    report({ event: 'done', op: command.op, error: (error as Error).message, code, hint });
-  }
-  if (command.op === 'close') break;
-}
+await serveCommands(handle);
 process.stdin.destroy();
