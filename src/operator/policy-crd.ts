@@ -1,7 +1,7 @@
 // The two CustomResourceDefinitions through which admins write policies: RemocalPolicy (namespaced) and
 // RemocalClusterPolicy (cluster-wide), both of policies.remocal.dev/v1alpha1 with one schema, the PolicySpec of
 // protocol/policy.ts. The schema is structural, so the API server itself refuses what it can tell is wrong (an
-// unknown block, a duplicate, a bad CIDR, a bad selector operator: OPERATOR-NOTES "Policies as CRDs") and prunes
+// unknown block, a duplicate, a bad CIDR, a bad selector operator, as the recorded 422s show) and prunes
 // what it does not know; its enums come from the protocol's constants, so a value added there is accepted here.
 // Every list and string is bounded, so that a hostile policy stays small for the operator and the agents it is
 // handed to. Pure data: install.ts adds the install labels, and structural.ts validates with the schema.

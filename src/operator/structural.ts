@@ -5,7 +5,7 @@
 // same object; the tests' fake API server answers writes with it. Also: whether a schema is structural at all.
 //
 // The wording and the order are those of the recorded server (Kubernetes 1.24, its kube-openapi from before
-// December 2021; see OPERATOR-NOTES and the recorded `policy-create-*` 422s), which this follows on purpose:
+// December 2021; see its `policy-create-*` 422s in test/fixtures/k8s/operator), which this follows on purpose:
 // - an error inside an array names the array, without the index (`spec.selector.matchExpressions.operator`):
 //   that kube-openapi validated items with the array's own path;
 // - the errors of one value come in the validator's order (type, then maxLength, minLength or pattern, format,
