@@ -1,7 +1,9 @@
 // The operator tier of the Kubernetes e2e tests: installs the operator with the objects `remocal operator setup`
 // prints, waits for its APIService to be Available, then runs two filtered steals on one deployment through it
-// and checks that each developer gets only their requests. Everything is removed at the end, the APIService
-// first (while it points at a missing backend, discovery fails for everyone).
+// and checks that each developer gets only their requests. Then the policy CRDs: Established, a bad policy refused
+// by the API server itself, and a RemocalPolicy that blocks stealing from the deployment while mirroring still
+// works. Everything is removed at the end, the APIService first (while it points at a missing backend, discovery
+// fails for everyone) and the CRDs last (deleting one deletes its policies).
 //
 //   REMOCAL_K8S_OPERATOR_IMAGE   the operator image (Dockerfile.operator), loaded into or pullable by the cluster
 //   REMOCAL_K8S_AGENT_IMAGE      the agent image, as for the other tier
@@ -11,8 +13,10 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { AppsV1Api, CoreV1Api, KubeConfig, KubernetesObjectApi, type KubernetesObject } from '@kubernetes/client-node';
+import { ApiException, ApiextensionsV1Api, AppsV1Api, CoreV1Api, CustomObjectsApi, KubeConfig, KubernetesObjectApi, type KubernetesObject } from '@kubernetes/client-node';
+import { POLICY_BLOCKED, POLICY_GROUP, POLICY_VERSION } from '../src/protocol/policy.js';
 import { operatorInstallObjects, operatorServiceNames, OPERATOR_APISERVICE } from '../src/operator/install.js';
+import { POLICY_RESOURCES } from '../src/operator/policy-crd.js';
 import { issueWithThrowawayCa } from '../src/operator/tls.js';
 import { clusterOperator } from '../src/platform/operator/kube-platform.js';
 import { connectKube } from '../src/platform/kubernetes/api.js';
@@ -30,6 +34,9 @@ config.loadFromDefault();
 const core = config.makeApiClient(CoreV1Api);
 const apps = config.makeApiClient(AppsV1Api);
 const objects = KubernetesObjectApi.makeApiClient(config);
+const extensions = config.makeApiClient(ApiextensionsV1Api);
+const custom = config.makeApiClient(CustomObjectsApi);
+const policyPlural = POLICY_RESOURCES.RemocalPolicy.plural;
 
 const APP = String.raw`
 import http from 'node:http';
@@ -39,7 +46,10 @@ if (mode === 'http') {
   const res = await fetch(args[0], { headers: { 'x-dev': args[1] } });
   out(await res.json());
 } else {
-  const server = http.createServer((req, res) => res.end(JSON.stringify({ from: args[0], path: req.url })));
+  const server = http.createServer((req, res) => {
+    out({ saw: req.url });
+    res.end(JSON.stringify({ from: args[0], path: req.url }));
+  });
   server.listen(8080, () => out({ listening: true }));
   process.on('SIGTERM', () => server.close(() => process.exit(0)));
 }
@@ -56,14 +66,29 @@ async function until(probe: () => Promise<boolean>, what: string, timeoutMs: num
   }
 }
 
-function developer(name: string): string {
+function developer(name: string, incoming: Record<string, unknown> = { mode: 'steal', http_filter: { header_filter: `^x-dev: ${name}$` } }): string {
   const dir = join(project.dir, name);
   mkdirSync(join(dir, '.remocal'), { recursive: true });
-  writeFileSync(
-    join(dir, '.remocal', 'config.json'),
-    JSON.stringify({ operator: true, target: { namespace }, agent: { image: agentImage, startup_timeout: 120 }, feature: { network: { incoming: { mode: 'steal', http_filter: { header_filter: `^x-dev: ${name}$` } } } } }),
-  );
+  writeFileSync(join(dir, '.remocal', 'config.json'), JSON.stringify({ operator: true, target: { namespace }, agent: { image: agentImage, startup_timeout: 120 }, feature: { network: { incoming } } }));
   return dir;
+}
+
+/** A request to deployment/target's Service from inside the cluster (a targetless session); the answer's `from`. */
+async function ask(dev: string): Promise<string> {
+  const result = await runRemocal(['exec', '-t', 'targetless', '--', process.execPath, join(project.dir, 'app.mjs'), 'http', 'http://target/', dev], { cwd: project.dir, timeoutMs: 180_000 });
+  return (lastJson(result) as { from: string }).from;
+}
+
+/** The status code of a failed API call, or 0 when it did not fail. */
+async function statusOf(call: Promise<unknown>): Promise<{ code: number; message: string }> {
+  try {
+    await call;
+    return { code: 0, message: '' };
+  } catch (error) {
+    if (!(error instanceof ApiException)) throw error;
+    const body = typeof error.body === 'string' && error.body.startsWith('{') ? (JSON.parse(error.body) as { message?: string }) : {};
+    return { code: error.code, message: body.message ?? String(error.body) };
+  }
 }
 
 describe(`the operator on a real cluster (namespace ${namespace})`, { skip: operatorImage === undefined ? 'REMOCAL_K8S_OPERATOR_IMAGE is not set: the operator tier needs an operator image' : false }, () => {
@@ -97,8 +122,9 @@ describe(`the operator on a real cluster (namespace ${namespace})`, { skip: oper
   after(async () => {
     project?.remove();
     await core.deleteNamespace({ name: namespace }).catch(() => undefined);
-    // The APIService first, then the rest.
-    for (const object of [...installed].sort((a, b) => Number(b.kind === 'APIService') - Number(a.kind === 'APIService'))) {
+    // The APIService first, the CRDs last (deleting one deletes its policies), the rest between.
+    const order = (object: KubernetesObject) => (object.kind === 'APIService' ? 0 : object.kind === 'CustomResourceDefinition' ? 2 : 1);
+    for (const object of [...installed].sort((a, b) => order(a) - order(b))) {
       await objects.delete(object).catch(() => undefined);
     }
   });
@@ -110,16 +136,96 @@ describe(`the operator on a real cluster (namespace ${namespace})`, { skip: oper
     try {
       for (const index of [0, 1]) await waitFor(() => /stealing the HTTP requests that match/.test(stderr[index]!) || undefined, `session ${index} to steal`, 240_000);
       for (const index of [0, 1]) assert.match(stderr[index]!, /through the operator/);
-      const ask = async (dev: string): Promise<string> => {
-        const result = await runRemocal(['exec', '-t', 'targetless', '--', process.execPath, join(project.dir, 'app.mjs'), 'http', 'http://target/', dev], { cwd: project.dir, timeoutMs: 180_000 });
-        return (lastJson(result) as { from: string }).from;
-      };
       assert.equal(await ask('alice'), 'alice');
       assert.equal(await ask('bob'), 'bob');
       assert.equal(await ask('carol'), 'target');
     } finally {
       for (const run of runs) run.child.kill('SIGTERM');
       for (const run of runs) await run.done;
+    }
+  });
+
+  it('installed both policy CRDs, and they are Established', async () => {
+    for (const object of installed.filter((candidate) => candidate.kind === 'CustomResourceDefinition')) {
+      const name = object.metadata!.name!;
+      await until(async () => ((await extensions.readCustomResourceDefinition({ name })).status?.conditions ?? []).some((condition) => condition.type === 'Established' && condition.status === 'True'), `${name} to be Established`, 60_000);
+    }
+  });
+
+  it('the API server itself refuses a policy with a block remocal does not know (422)', async () => {
+    const refused = await statusOf(
+      custom.createNamespacedCustomObject({
+        group: POLICY_GROUP,
+        version: POLICY_VERSION,
+        namespace,
+        plural: policyPlural,
+        body: { apiVersion: `${POLICY_GROUP}/${POLICY_VERSION}`, kind: 'RemocalPolicy', metadata: { name: 'bad-block' }, spec: { targetPath: 'deployment/target', block: ['teleport'] } },
+      }),
+    );
+    assert.equal(refused.code, 422, refused.message);
+    assert.match(refused.message, /spec\.block: Unsupported value: "teleport"/);
+  });
+
+  it('a RemocalPolicy that blocks steal on deployment/target refuses a stealing session, naming itself; mirroring still works', async () => {
+    const name = 'no-steal';
+    await custom.createNamespacedCustomObject({
+      group: POLICY_GROUP,
+      version: POLICY_VERSION,
+      namespace,
+      plural: policyPlural,
+      body: { apiVersion: `${POLICY_GROUP}/${POLICY_VERSION}`, kind: 'RemocalPolicy', metadata: { name }, spec: { targetPath: 'deployment/target', block: ['steal'] } },
+    });
+    try {
+      // The operator learns of the policy through its watch, a moment after the create: a steal that still got
+      // through ran before that, so it is ended and tried again, until one is refused or the deadline passes.
+      const deadline = Date.now() + 120_000;
+      let refusal: string | undefined;
+      while (refusal === undefined) {
+        const run = startRemocal(['exec', '-t', 'deployment/target', '--', process.execPath, join(project.dir, 'app.mjs'), 'serve', 'blocked'], { cwd: developer('blocked'), timeoutMs: 300_000 });
+        let output = '';
+        run.child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+        run.child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+        let exitCode: number | null | undefined;
+        void run.done.then((result) => (exitCode = result.code));
+        const outcome = await waitFor(
+          () => (output.includes(POLICY_BLOCKED) ? 'refused' : exitCode !== undefined ? 'ended' : /stealing the HTTP requests that match/.test(output) ? 'stealing' : undefined),
+          'the steal to be refused or to start',
+          240_000,
+        ).catch((error: Error) => assert.fail(`${error.message}:\n${output}`));
+        // A session that ended without the refusal failed for another reason.
+        assert.notEqual(outcome, 'ended', `the session ended (exit ${exitCode}) without ${POLICY_BLOCKED}:\n${output}`);
+        if (outcome === 'refused') {
+          // Refused: the command fails (or is stopped here when it lingers), and the output says which policy.
+          const result = await Promise.race([run.done, new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 30_000).unref())]);
+          if (result === undefined) run.child.kill('SIGTERM');
+          else assert.notEqual(result.code, 0, output);
+          await run.done;
+          refusal = output;
+        } else {
+          run.child.kill('SIGTERM');
+          await run.done;
+          assert.ok(Date.now() < deadline, `the operator still let a session steal from deployment/target after the policy was created:\n${output}`);
+        }
+      }
+      assert.ok(refusal.includes(`${namespace}/${name}`), `the refusal names the policy:\n${refusal}`);
+
+      const mirror = startRemocal(['exec', '-t', 'deployment/target', '--', process.execPath, join(project.dir, 'app.mjs'), 'serve', 'mirror'], { cwd: developer('mirror', { mode: 'mirror' }), timeoutMs: 400_000 });
+      let mirrorOut = '';
+      let mirrorErr = '';
+      mirror.child.stdout!.on('data', (chunk: Buffer) => (mirrorOut += chunk.toString()));
+      mirror.child.stderr!.on('data', (chunk: Buffer) => (mirrorErr += chunk.toString()));
+      try {
+        await waitFor(() => /mirroring port 8080/.test(mirrorErr) || undefined, 'the mirroring session', 240_000);
+        assert.doesNotMatch(mirrorErr, new RegExp(POLICY_BLOCKED));
+        // The target still answers, and the local app gets a copy.
+        assert.equal(await ask('carol'), 'target');
+        await waitFor(() => mirrorOut.includes('"saw":"/"') || undefined, 'a mirrored copy of the request', 60_000);
+      } finally {
+        mirror.child.kill('SIGTERM');
+        await mirror.done;
+      }
+    } finally {
+      await custom.deleteNamespacedCustomObject({ group: POLICY_GROUP, version: POLICY_VERSION, namespace, plural: policyPlural, name });
     }
   });
 });

@@ -148,14 +148,19 @@ export function registerOperatorCommands(program: Command, addConfigFlags: (comm
   operator
     .command('setup')
     .summary('print the YAML that installs the operator in a cluster')
-    .description('Prints the operator\'s install (namespace, RBAC, TLS secret, Deployment, Service, APIService) as one YAML stream, with a fresh CA and serving certificate made with openssl. The operator then serves operator.remocal.dev behind the API server, and `remocal exec` on a Kubernetes target uses it once its APIService is Available. See docs/operator.md.')
+    .description('Prints the operator\'s install (the policy CRDs, namespace, RBAC, TLS secret, Deployment, Service, APIService) as one YAML stream, with a fresh CA and serving certificate made with openssl. The operator then serves operator.remocal.dev behind the API server, and `remocal exec` on a Kubernetes target uses it once its APIService is Available. See docs/operator.md.')
     .option('--namespace <ns>', 'the operator\'s namespace', 'remocal-system')
     .option('--image <image>', 'the operator image (default: remocal/operator:<this version>)')
     .option('--agent-image <image>', 'the image of the agents the operator starts next to targets (default: remocal/agent:<this version>)')
     .option('--print-certs', 'print only a new certificate, as a values file for charts/remocal-operator')
-    .addHelpText('after', '\nExamples:\n  remocal operator setup | kubectl apply -f -\n  remocal operator setup --print-certs > certs.yaml && helm install remocal-operator charts/remocal-operator -f certs.yaml')
-    .action(async (options: { namespace: string; image?: string; agentImage?: string; printCerts?: boolean }) => {
-      const { operatorInstallObjects, operatorServiceNames, installYaml, certificateValuesYaml } = await import('../operator/install.js');
+    .option('--crds', 'print only the policy CRDs (RemocalPolicy, RemocalClusterPolicy), e.g. to upgrade those a Helm install made')
+    .addHelpText('after', '\nExamples:\n  remocal operator setup | kubectl apply -f -\n  remocal operator setup --print-certs > certs.yaml && helm install remocal-operator charts/remocal-operator -f certs.yaml\n  remocal operator setup --crds | kubectl apply -f -')
+    .action(async (options: { namespace: string; image?: string; agentImage?: string; printCerts?: boolean; crds?: boolean }) => {
+      const { operatorInstallObjects, operatorServiceNames, installYaml, certificateValuesYaml, policyCrdsYaml } = await import('../operator/install.js');
+      if (options.crds) {
+        process.stdout.write(policyCrdsYaml());
+        return;
+      }
       const { issueWithThrowawayCa } = await import('../operator/tls.js');
       const { packageVersion } = await import('../core/paths.js');
       // A namespace is a DNS label: anything else would give a certificate for a name the aggregator never dials.

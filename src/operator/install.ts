@@ -6,15 +6,19 @@
 // serving certificate against `<service>.<namespace>.svc` with the APIService's caBundle; the operator's
 // ServiceAccount needs `system:auth-delegator` (to post SubjectAccessReviews) and the Role
 // `extension-apiserver-authentication-reader` in kube-system (to read the requestheader CA); and users need
-// RBAC on the aggregated resources, since the API server checks it before it proxies anything.
+// RBAC on the aggregated resources, since the API server checks it before it proxies anything. The policy CRDs
+// (policy-crd.ts) come with it: the operator reads policies, platform teams write them, developers may read them.
 
 import { stringify } from 'yaml';
+import { POLICY_GROUP } from '../protocol/policy.js';
+import { POLICY_RESOURCES, policyCrds } from './policy-crd.js';
 import type { IssuedCertificate } from './tls.js';
 
 export const OPERATOR_NAME = 'remocal-operator';
 export const OPERATOR_GROUP = 'operator.remocal.dev';
 export const OPERATOR_APISERVICE = `v1.${OPERATOR_GROUP}`;
 export const USER_CLUSTER_ROLE = 'remocal-user';
+export const POLICY_ADMIN_CLUSTER_ROLE = 'remocal-policy-admin';
 export const DEFAULT_OPERATOR_NAMESPACE = 'remocal-system';
 /** Where the Deployment mounts its config; the command names it. */
 export const OPERATOR_CONFIG_PATH = '/etc/remocal/operator.yaml';
@@ -60,6 +64,13 @@ function metadata(name: string, namespace?: string): Record<string, unknown> {
   return { name, ...(namespace === undefined ? {} : { namespace }), labels: { ...INSTALL_LABELS } };
 }
 
+const policyResources = Object.values(POLICY_RESOURCES).map((resource) => resource.plural);
+
+/** The policy CRDs as installed: with the install labels, so that they are found (and removed) with the rest. */
+function installedPolicyCrds(): KubeObject[] {
+  return policyCrds().map((crd) => ({ ...crd, metadata: metadata(crd.metadata.name) }));
+}
+
 /** What the operator itself does in the cluster: find targets, start agents next to them, check callers. */
 const operatorRules = [
   { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch'] },
@@ -74,6 +85,8 @@ const operatorRules = [
   { apiGroups: ['batch'], resources: ['cronjobs'], verbs: ['get', 'list'] },
   { apiGroups: ['argoproj.io'], resources: ['rollouts'], verbs: ['get', 'list'] },
   { apiGroups: ['authorization.k8s.io'], resources: ['subjectaccessreviews'], verbs: ['create'] },
+  // It enforces the policies that apply to each session, and follows their changes.
+  { apiGroups: [POLICY_GROUP], resources: policyResources, verbs: ['get', 'list', 'watch'] },
 ];
 
 /** What a developer needs on the aggregated API; the API server checks it before proxying. */
@@ -84,7 +97,12 @@ const userRules = [
   { apiGroups: [OPERATOR_GROUP], resources: ['targets/portforward'], verbs: ['get', 'create'] },
   // `operator: auto` reads the APIService's Available condition to choose the path.
   { apiGroups: ['apiregistration.k8s.io'], resources: ['apiservices'], resourceNames: [OPERATOR_APISERVICE], verbs: ['get'] },
+  // To see what limits them (bound in a namespace, only that namespace's RemocalPolicies).
+  { apiGroups: [POLICY_GROUP], resources: policyResources, verbs: ['get', 'list'] },
 ];
+
+/** For platform teams, who write the policies. */
+const policyAdminRules = [{ apiGroups: [POLICY_GROUP], resources: policyResources, verbs: ['create', 'update', 'patch', 'delete', 'get', 'list', 'watch'] }];
 
 export function operatorInstallObjects(options: InstallOptions): KubeObject[] {
   const namespace = options.namespace ?? DEFAULT_OPERATOR_NAMESPACE;
@@ -94,6 +112,7 @@ export function operatorInstallObjects(options: InstallOptions): KubeObject[] {
   const base64 = (text: string) => Buffer.from(text, 'utf8').toString('base64');
 
   return [
+    ...installedPolicyCrds(),
     { apiVersion: 'v1', kind: 'Namespace', metadata: metadata(namespace) },
     { apiVersion: 'v1', kind: 'ServiceAccount', metadata: metadata(OPERATOR_NAME, namespace) },
     { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: metadata(OPERATOR_NAME), rules: operatorRules },
@@ -188,7 +207,13 @@ export function operatorInstallObjects(options: InstallOptions): KubeObject[] {
       },
     },
     { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: metadata(USER_CLUSTER_ROLE), rules: userRules },
+    { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: metadata(POLICY_ADMIN_CLUSTER_ROLE), rules: policyAdminRules },
   ];
+}
+
+/** YAML documents, one per object. The CRDs share schema parts: spelled out, not as YAML aliases, which some tools mishandle. */
+function documents(objects: readonly KubeObject[]): string {
+  return objects.map((object) => `---\n${stringify(object, { aliasDuplicateObjects: false, lineWidth: 0 })}`).join('');
 }
 
 /** The objects as one YAML stream, after a header that says how to apply and how to remove them. */
@@ -202,13 +227,32 @@ export function installYaml(objects: readonly KubeObject[], namespace: string): 
     '# Let a developer (or a group) use it:',
     `#   kubectl create clusterrolebinding remocal-user:alice --clusterrole=${USER_CLUSTER_ROLE} --user=alice`,
     '#',
+    `# Let a platform team write policies (RemocalPolicy, RemocalClusterPolicy of ${POLICY_GROUP}):`,
+    `#   kubectl create clusterrolebinding remocal-policy-admin:platform --clusterrole=${POLICY_ADMIN_CLUSTER_ROLE} --group=platform`,
+    '#',
     '# Uninstall, the APIService first: while it points at a missing backend, kubectl discovery fails for everyone.',
+    '# The CRDs last, and only to drop the policies too: deleting a CRD deletes every policy of its kind.',
     `#   kubectl delete apiservice ${OPERATOR_APISERVICE}`,
     `#   kubectl delete namespace ${namespace}`,
     `#   kubectl delete clusterrole,clusterrolebinding -l ${selector}`,
     `#   kubectl delete rolebinding -n kube-system -l ${selector}`,
+    `#   kubectl delete crd -l ${selector}`,
   ].join('\n');
-  return `${header}\n${objects.map((object) => `---\n${stringify(object)}`).join('')}`;
+  return `${header}\n${documents(objects)}`;
+}
+
+/**
+ * The policy CRDs alone: charts/remocal-operator/crds/ holds this text, and since Helm installs the CRDs of that
+ * folder once and never upgrades them, it is also how a chart's CRDs are brought up to date.
+ */
+export function policyCrdsYaml(): string {
+  const header = [
+    `# The remocal policy CRDs (${POLICY_GROUP}), as \`remocal operator setup --crds\` prints them.`,
+    '# Helm installs them with the chart and never upgrades or deletes them; to upgrade them:',
+    '#   remocal operator setup --crds | kubectl apply -f -',
+    '# Deleting a CRD deletes every policy of its kind.',
+  ].join('\n');
+  return `${header}\n${documents(installedPolicyCrds())}`;
 }
 
 /** The certificate as a values file for charts/remocal-operator (`helm install -f`). */

@@ -35,6 +35,8 @@ export interface RecordedExchange {
   contentType?: string;
   /** Set on answers built from recorded ones rather than recorded themselves: says how and why. */
   added?: string;
+  /** Explains an odd recording. */
+  note?: string;
 }
 
 export interface KubeRequest {
@@ -65,6 +67,11 @@ export interface KubeResponse {
   /** application/json unless given. */
   contentType?: string;
   headers?: Record<string, string>;
+  /**
+   * Instead of a body, a stream (a watch): called once the head is written, chunked as the server writes a watch;
+   * it writes and ends the response when it likes.
+   */
+  stream?: (response: ServerResponse) => void;
 }
 
 /** Returns an answer, or undefined to let the next override, then the recordings, answer. */
@@ -118,10 +125,10 @@ export function loadFixtureIndex(): RecordedExchange[] {
   return JSON.parse(readFileSync(new URL('index.json', fixturesDir), 'utf8')) as RecordedExchange[];
 }
 
-/** A fixture file, parsed when it is JSON (gunzipped first when it is `.gz`), the text otherwise. */
+/** A fixture file, parsed when it is JSON (gunzipped first when it is `.gz`), the text otherwise (`.txt`, and a watch's `.jsonl`). */
 export function loadFixture(file: string): unknown {
   const raw = fixtureBytes(file).toString('utf8');
-  return file.endsWith('.txt') ? raw : JSON.parse(raw);
+  return file.endsWith('.txt') || file.endsWith('.jsonl') ? raw : JSON.parse(raw);
 }
 
 function fixtureBytes(file: string): Buffer {
@@ -138,7 +145,7 @@ function portForwardError(port: number, pod: string, error: unknown): string {
 }
 
 /** The API path split the way the API server's request-info resolver splits it. */
-interface ResourcePath {
+export interface ResourcePath {
   group: string;
   version: string;
   namespace: string | undefined;
@@ -147,7 +154,7 @@ interface ResourcePath {
   subresource: string | undefined;
 }
 
-function parseResourcePath(pathname: string): ResourcePath | null {
+export function parseResourcePath(pathname: string): ResourcePath | null {
   const parts = pathname.split('/').filter((part) => part !== '').map((part) => decodeURIComponent(part));
   let group: string;
   let rest: string[];
@@ -177,7 +184,8 @@ function resourceWithGroup(info: ResourcePath): string {
   return info.group === '' ? info.resource : `${info.resource}.${info.group}`;
 }
 
-function notFoundBody(info: ResourcePath | null): object {
+/** The NotFound Status the server words for a path (a resource it does not serve, or a name it does not have). */
+export function notFoundBody(info: ResourcePath | null): object {
   if (info === null) {
     return { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message: 'the server could not find the requested resource', reason: 'NotFound', details: {}, code: 404 };
   }
@@ -418,6 +426,13 @@ export async function startFakeKubeApi(options: FakeKubeApiOptions = {}): Promis
   };
 
   const send = (response: ServerResponse, reply: KubeResponse): void => {
+    if (reply.stream !== undefined) {
+      // No Content-Length: Node then sends the body chunked, one chunk per write, as the server streams a watch.
+      response.writeHead(reply.status, { 'Content-Type': reply.contentType ?? 'application/json', 'Cache-Control': 'no-cache, private', ...reply.headers });
+      response.flushHeaders();
+      reply.stream(response);
+      return;
+    }
     const body =
       reply.body === undefined ? Buffer.alloc(0)
       : Buffer.isBuffer(reply.body) ? reply.body

@@ -1,15 +1,18 @@
-// charts/remocal-operator without Helm (not installed here): its values parse, and its templates name the same
-// objects and RBAC rules as operatorInstallObjects, so that the chart and `remocal operator setup` stay in step.
+// charts/remocal-operator without Helm (not installed here): its values parse, and its templates and crds/ name the
+// same objects and RBAC rules as operatorInstallObjects, so that the chart and `remocal operator setup` stay in step.
 
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { parse as parseYaml } from 'yaml';
-import { operatorInstallObjects } from '../../src/operator/install.js';
+import { operatorInstallObjects, policyCrdsYaml } from '../../src/operator/install.js';
 
 const chart = new URL('../../charts/remocal-operator/', import.meta.url);
 const templates = readdirSync(new URL('templates/', chart)).filter((name) => name.endsWith('.yaml'));
 const read = (name: string) => readFileSync(new URL(`templates/${name}`, chart), 'utf8');
+// Helm's convention: CRDs in crds/, plain YAML it installs before the templates (and never templates).
+const crdFiles = readdirSync(new URL('crds/', chart)).filter((name) => name.endsWith('.yaml'));
+const readCrds = (name: string) => readFileSync(new URL(`crds/${name}`, chart), 'utf8');
 const certificate = { caCert: 'ca', cert: 'cert', key: 'key' };
 const objects = operatorInstallObjects({ image: 'x', certificate }) as unknown as { kind: string; metadata: { name: string }; rules?: unknown }[];
 
@@ -38,16 +41,23 @@ describe('charts/remocal-operator', () => {
     for (const used of ['.Values.tls.crt', '.Values.tls.key', '.Values.ca.crt']) assert.ok(templates.some((name) => read(name).includes(used)), used);
   });
 
-  it('the templates render the same kinds and names as operatorInstallObjects', () => {
-    const inChart = templates.flatMap((name) => documents(read(name))).map((doc) => `${doc.kind}/${doc.name}`);
+  it('the templates and crds/ render the same kinds and names as operatorInstallObjects', () => {
+    const inChart = [...templates.map(read), ...crdFiles.map(readCrds)].flatMap((text) => documents(text)).map((doc) => `${doc.kind}/${doc.name}`);
     // The namespace's name is a value in the chart.
     const expected = objects.map((object) => `${object.kind}/${object.kind === 'Namespace' ? '{{ .Values.namespace }}' : object.metadata.name}`);
     assert.deepEqual(inChart.sort(), expected.sort());
   });
 
+  it('crds/ holds the CRDs exactly as `remocal operator setup --crds` prints them', () => {
+    assert.deepEqual(crdFiles, ['remocal-policies.yaml']);
+    // When the schema changes: remocal operator setup --crds > charts/remocal-operator/crds/remocal-policies.yaml
+    assert.equal(readCrds('remocal-policies.yaml'), policyCrdsYaml(), 'crds/remocal-policies.yaml is stale: regenerate it with `remocal operator setup --crds`');
+    assert.ok(!readCrds('remocal-policies.yaml').includes('{{'), 'Helm does not template crds/');
+  });
+
   it('the ClusterRoles hold the same rules', () => {
     const rbac = read('rbac.yaml').split(/^---$/m);
-    for (const name of ['remocal-operator', 'remocal-user']) {
+    for (const name of ['remocal-operator', 'remocal-user', 'remocal-policy-admin']) {
       const part = rbac.find((doc) => doc.includes('kind: ClusterRole\n') && doc.includes(`  name: ${name}\n`));
       assert.ok(part !== undefined, name);
       const rules = parseYaml(part.slice(part.indexOf('rules:'))) as { rules: unknown };

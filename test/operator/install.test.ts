@@ -7,7 +7,8 @@ import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { describe, it, before } from 'node:test';
 import { parse as parseYaml, parseAllDocuments } from 'yaml';
-import { clusterOperatorConfig, installYaml, operatorInstallObjects, operatorServiceNames } from '../../src/operator/install.js';
+import { clusterOperatorConfig, installYaml, operatorInstallObjects, operatorServiceNames, policyCrdsYaml } from '../../src/operator/install.js';
+import { policyCrds } from '../../src/operator/policy-crd.js';
 import { operatorConfigSchema } from '../../src/operator/config.js';
 import { issueWithThrowawayCa, type IssuedCertificate } from '../../src/operator/tls.js';
 import { validateAgainstOpenApi } from '../helpers/openapi.js';
@@ -25,6 +26,7 @@ const definitionOf: Record<string, string> = {
   Service: 'io.k8s.api.core.v1.Service',
   // The recorded document has the aggregator's definitions too, so the APIService is checked like the rest.
   APIService: 'io.k8s.kube-aggregator.pkg.apis.apiregistration.v1.APIService',
+  CustomResourceDefinition: 'io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinition',
 };
 
 type Obj = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; labels: Record<string, string> } } & Record<string, any>;
@@ -44,7 +46,7 @@ describe('operatorInstallObjects', () => {
   });
 
   it('every object is valid for the recorded server, strictly, and carries the install labels', () => {
-    assert.deepEqual(objects.map((object) => object.kind), ['Namespace', 'ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'ClusterRoleBinding', 'RoleBinding', 'Secret', 'ConfigMap', 'Deployment', 'Service', 'APIService', 'ClusterRole']);
+    assert.deepEqual(objects.map((object) => object.kind), ['CustomResourceDefinition', 'CustomResourceDefinition', 'Namespace', 'ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'ClusterRoleBinding', 'RoleBinding', 'Secret', 'ConfigMap', 'Deployment', 'Service', 'APIService', 'ClusterRole', 'ClusterRole']);
     for (const object of objects) {
       const definition = definitionOf[object.kind];
       assert.ok(definition !== undefined, `a definition for ${object.kind}`);
@@ -134,8 +136,35 @@ describe('operatorInstallObjects', () => {
       ['', 'pods', 'watch'], ['', 'pods/ephemeralcontainers', 'patch'], ['', 'pods/portforward', 'create'], ['batch', 'jobs', 'create'], ['batch', 'jobs', 'delete'],
       ['apps', 'deployments', 'get'], ['apps', 'statefulsets', 'list'], ['apps', 'replicasets', 'list'], ['batch', 'cronjobs', 'get'], ['', 'services', 'get'],
       ['argoproj.io', 'rollouts', 'list'], ['', 'events', 'list'], ['authorization.k8s.io', 'subjectaccessreviews', 'create'],
+      ['policies.remocal.dev', 'remocalpolicies', 'watch'], ['policies.remocal.dev', 'remocalclusterpolicies', 'watch'],
     ] as const) assert.ok(allows(group, resource, verb), `${verb} ${group}/${resource}`);
     assert.ok(!rules.some((rule) => rule.resources.includes('secrets') || rule.verbs.includes('*') || rule.resources.includes('*')));
+    // It reads policies and never writes them: they are the admins' word.
+    for (const verb of ['create', 'update', 'patch', 'delete']) assert.ok(!allows('policies.remocal.dev', 'remocalpolicies', verb), verb);
+  });
+
+  it('the policy CRDs are the ones of policy-crd.ts, labelled, and their names are <plural>.<group>', () => {
+    const crds = objects.filter((object) => object.kind === 'CustomResourceDefinition');
+    assert.deepEqual(crds.map((crd) => crd.metadata.name), ['remocalpolicies.policies.remocal.dev', 'remocalclusterpolicies.policies.remocal.dev']);
+    assert.deepEqual(crds.map(({ metadata: { labels: _labels, ...rest }, ...crd }) => ({ ...crd, metadata: rest })), policyCrds());
+    for (const crd of crds) assert.equal(crd.metadata.name, `${crd.spec.names.plural}.${crd.spec.group}`);
+    // The recorded CRDs were accepted by the real server with the same names, scopes and version.
+    for (const [index, file] of ['crd-remocalpolicies-create', 'crd-remocalclusterpolicies-create'].entries()) {
+      const recorded = JSON.parse(readFileSync(new URL(`../fixtures/k8s/operator/${file}.request.json`, import.meta.url), 'utf8')) as Obj;
+      const ours = crds[index]!;
+      assert.equal(ours.metadata.name, recorded.metadata.name);
+      assert.deepEqual(ours.spec.names, recorded.spec.names);
+      assert.equal(ours.spec.scope, recorded.spec.scope);
+      const [version] = ours.spec.versions as Record<string, unknown>[];
+      const [recordedVersion] = recorded.spec.versions as Record<string, unknown>[];
+      assert.deepEqual([version!.name, version!.served, version!.storage], [recordedVersion!.name, recordedVersion!.served, recordedVersion!.storage]);
+    }
+  });
+
+  it('remocal-policy-admin may write both kinds of policy, and nothing else', () => {
+    assert.deepEqual(find(objects, 'ClusterRole', 'remocal-policy-admin').rules, [
+      { apiGroups: ['policies.remocal.dev'], resources: ['remocalpolicies', 'remocalclusterpolicies'], verbs: ['create', 'update', 'patch', 'delete', 'get', 'list', 'watch'] },
+    ]);
   });
 
   it('remocal-user allows the aggregated resources a developer uses', () => {
@@ -145,6 +174,7 @@ describe('operatorInstallObjects', () => {
       { apiGroups: ['operator.remocal.dev'], resources: ['targets'], verbs: ['get', 'list'] },
       { apiGroups: ['operator.remocal.dev'], resources: ['targets/portforward'], verbs: ['get', 'create'] },
       { apiGroups: ['apiregistration.k8s.io'], resources: ['apiservices'], resourceNames: ['v1.operator.remocal.dev'], verbs: ['get'] },
+      { apiGroups: ['policies.remocal.dev'], resources: ['remocalpolicies', 'remocalclusterpolicies'], verbs: ['get', 'list'] },
     ]);
   });
 
@@ -169,6 +199,10 @@ describe('operatorInstallObjects', () => {
     assert.deepEqual(documents.map((document) => document.toJS() as unknown), objects);
     assert.match(text, /kubectl apply -f -/);
     assert.ok(text.indexOf('kubectl delete apiservice v1.operator.remocal.dev') < text.indexOf('kubectl delete namespace team-ops'));
+    // The CRDs go last: deleting them deletes the policies, which the operator must not see vanish while it runs.
+    assert.ok(text.indexOf('kubectl delete namespace team-ops') < text.indexOf('kubectl delete crd -l'));
+    // The CRDs share parts of their schema; YAML aliases would stand for them in a plain dump.
+    assert.doesNotMatch(text, /^\s*(?:[-\w]+: )?[&*]a\d+/m);
   });
 });
 
@@ -183,6 +217,13 @@ describe('remocal operator setup', () => {
     assert.equal(find(objects, 'Namespace').metadata.name, 'ops');
     const served = new X509Certificate(Buffer.from(find(objects, 'Secret').data['tls.crt'], 'base64'));
     assert.equal(served.checkHost('remocal-operator.ops.svc'), 'remocal-operator.ops.svc');
+  });
+
+  it('--crds prints only the two CRDs, the text charts/remocal-operator/crds/ holds', () => {
+    const result = spawnSync(process.execPath, [cliPath, 'operator', 'setup', '--crds'], { cwd: repoRoot, encoding: 'utf8', timeout: 30_000 });
+    assert.equal(result.status, 0, result.stderr);
+    assert.equal(result.stdout, policyCrdsYaml());
+    assert.deepEqual(parseAllDocuments(result.stdout).map((document) => (document.toJS() as Obj).metadata.name), ['remocalpolicies.policies.remocal.dev', 'remocalclusterpolicies.policies.remocal.dev']);
   });
 
   it('--print-certs prints a values file for the chart', () => {
