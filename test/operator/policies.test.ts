@@ -23,6 +23,7 @@ import { cliPath, runRemocal, startPodWithApp, startRemocal, stopPodWithApp, typ
 
 // Answers with who it is (its argv[3]).
 const APP = String.raw`
+import http from 'node:http';
 const [port, name] = [Number(process.argv[2]), process.argv[3]];
 const server = http.createServer((req, res) => {
   req.resume();
@@ -160,7 +161,7 @@ async function listen(user: keyof typeof USERS, incoming: Record<string, unknown
   let stderr = '';
   run.child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk));
   run.child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk));
-  await waitFor(() => /remocal: (mirroring|stealing)/.test(stderr) || run.child.exitCode !== null, `${user}'s subscription`, 20_000);
+  await waitFor(() => /remocal: (mirroring|stealing)|goes on without port/.test(stderr) || run.child.exitCode !== null, `${user}'s subscription`, 20_000);
   if (run.child.exitCode !== null) dir.remove();
   return {
     stderr: () => stderr,
@@ -276,6 +277,7 @@ describe('policies, enforced by the local-mode operator', () => {
         assert.match(refused.stderr, /policy local\/no-override forbids taking port \d+ over from other sessions .*\(block: override\)/);
         const continuing = await listen('bob', { mode: 'steal', on_concurrent_steal: 'continue' });
         try {
+          assert.match(continuing.stderr(), /the session goes on without port \d+ \(on_concurrent_steal: continue\)/);
           assert.equal(await request('/held'), 'alice', 'the holder keeps its port');
         } finally {
           await continuing.stop();
@@ -290,7 +292,7 @@ describe('policies, enforced by the local-mode operator', () => {
     await withPolicy('tagged', { network: { incoming: { httpFilter: { headerFilter: '^x-dev: ' } } } }, async () => {
       const refused = await refusedListen('alice', { mode: 'steal', http_filter: { path_filter: '^/api' } });
       assert.equal(refused.code, 125, refused.stderr);
-      assert.match(refused.stderr, /policy local\/tagged forbids stealing port \d+ of the target without a header filter that matches \^x-dev: \(network\.incoming\.httpFilter\.headerFilter: \^x-dev: \)/);
+      assert.match(refused.stderr, /policy local\/tagged forbids stealing port \d+ of the target without a header filter that matches "\^x-dev: " \(network\.incoming\.httpFilter\.headerFilter: "\^x-dev: "\)/);
       // The filter's text matches the policy's pattern, but it also takes requests without the header: those the
       // agent does not route to the session.
       const tagged = await listen('alice', { mode: 'steal', http_filter: { header_filter: 'x-dev: alice|x-other: 1' } });

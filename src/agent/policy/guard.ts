@@ -79,10 +79,11 @@ export class SessionGuard {
       if (policy.headerFilter === undefined) continue;
       const required = policy.headerFilter;
       if (!filtered || request.filter === null || !filterIsTagged(request.filter, required.regex)) {
+        const quoted = JSON.stringify(required.text);
         return policyFailure(
-          { policy: policy.name, rule: `network.incoming.httpFilter.headerFilter: ${required.text}` },
-          `stealing ${port} without a header filter that matches ${required.text}`,
-          `Steal with a header filter such as "header_filter": "^x-dev: <your name>$" that the policy's pattern (${required.text}) matches.`,
+          { policy: policy.name, rule: `network.incoming.httpFilter.headerFilter: ${quoted}` },
+          `stealing ${port} without a header filter that matches ${quoted}`,
+          `Steal with a header filter that the policy's pattern ${quoted} matches, such as "header_filter": "^x-dev: <your name>$".`,
         );
       }
     }
