@@ -19,6 +19,7 @@ import { aggregator, type AggregatedAccess } from '../helpers/aggregator.js';
 import { TestCertificates } from '../helpers/certificates.js';
 import { installFakeKubelet, portForwardInto, type FakeKubelet } from '../helpers/fake-kubelet.js';
 import { kubeTokens, loadFixture, startFakeKubeApi, type FakeKubeApi, type KubeUser } from '../helpers/kube-api.js';
+import { servePolicies, type FakePolicies } from '../helpers/kube-policies.js';
 import { answeredFrom, httpRequest } from '../helpers/net.js';
 import { podIptablesRules } from '../helpers/pod.js';
 import { waitFor } from '../helpers/processes.js';
@@ -52,6 +53,7 @@ let kubelet: FakeKubelet;
 let operator: RunningOperator;
 let certificates: TestCertificates;
 let proxied: AggregatedAccess[];
+let policies: FakePolicies;
 const forwards: ChildProcess[] = [];
 /** What the aggregator's RBAC refuses dev-alice, as `verb resource[/subresource]`. */
 const aliceLacks = new Set<string>();
@@ -100,6 +102,7 @@ before(async () => {
   ({ pod, app } = await startPodWithApp({ 'app.mjs': APP }));
   api = await startFakeKubeApi({ log: () => {}, portForward: (namespace, name, port) => portForwardInto(pod, forwards)(namespace, name, port) });
   kubelet = installFakeKubelet(api, pod, POD, forwards);
+  policies = servePolicies(api);
   certificates = new TestCertificates();
   certificates.ca('front-proxy-ca');
   certificates.ca('other-ca');
@@ -272,6 +275,45 @@ describe('operator in Kubernetes mode, behind the API server', { timeout: 240_00
     await Promise.race([childExited(agent), new Promise((resolve) => setTimeout(resolve, 20_000))]);
     assert.notEqual(agent.exitCode ?? agent.signalCode, null, 'the shared agent ended after its last session');
     assert.doesNotMatch(await podIptablesRules(pod), /remocal/i);
+  });
+
+  it('policies from the cluster: a RemocalPolicy applies as it is created and changed, by target name, pod name or labels, and stops applying when deleted', async () => {
+    const aliceDir = project('alice-policies', 'dev-alice', steal('alice'));
+    const applied = async (target: string): Promise<string[]> => {
+      const check = await runRemocal(['policy', 'check', '-t', target, '--json'], { cwd: aliceDir });
+      assert.equal(check.code, 0, check.stderr);
+      return (JSON.parse(check.stdout) as { policies: { name: string }[] }).policies.map((policy) => policy.name);
+    };
+    const until = async (target: string, expected: string[]): Promise<void> => {
+      const deadline = Date.now() + 10_000;
+      for (let names = await applied(target); JSON.stringify(names) !== JSON.stringify(expected); names = await applied(target)) {
+        assert.ok(Date.now() < deadline, `the operator's watch to show ${JSON.stringify(expected)} on ${target}, not ${JSON.stringify(names)}`);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    };
+    policies.apply({ kind: 'RemocalPolicy', metadata: { name: 'no-steal', namespace: 'shop' }, spec: { targetPath: 'deployment/orders', block: ['steal'] } });
+    policies.apply({ kind: 'RemocalPolicy', metadata: { name: 'elsewhere', namespace: 'other' }, spec: { block: ['outgoing'] } });
+    try {
+      await until('deployment/orders', ['shop/no-steal']);
+      // Naming the deployment's pod does not walk around a policy on the deployment.
+      await until(`pod/${POD}`, ['shop/no-steal']);
+      const refused = await runRemocal(['exec', '-t', `pod/${POD}`, '--', process.execPath, join(app.dir, 'app.mjs'), 'serve', String(pod.ports.target), 'alice-app'], { cwd: aliceDir, timeoutMs: 60_000 });
+      assert.equal(refused.code, 125, refused.stderr);
+      assert.match(refused.stderr, /policy shop\/no-steal forbids stealing port \d+ of the target \(block: steal\)/);
+      assert.match(refused.stderr, /REMOCAL_POLICY_BLOCKED/);
+      // Changed in the cluster: now by the pod's labels, and for outgoing traffic only.
+      policies.apply({ kind: 'RemocalPolicy', metadata: { name: 'no-steal', namespace: 'shop' }, spec: { selector: { matchLabels: { app: 'orders' } }, block: ['outgoing'] } });
+      await until('deployment/orders', ['shop/no-steal']);
+      const check = await runRemocal(['policy', 'check', '-t', 'deployment/orders'], { cwd: aliceDir });
+      assert.match(check.stdout, /connect out from the target: no \(shop\/no-steal\)/);
+      assert.match(check.stdout, /steal with an HTTP filter: yes/);
+      policies.apply({ kind: 'RemocalPolicy', metadata: { name: 'no-steal', namespace: 'shop' }, spec: { selector: { matchLabels: { app: 'payments' } }, block: ['outgoing'] } });
+      await until('deployment/orders', []);
+    } finally {
+      policies.delete('RemocalPolicy', 'no-steal', 'shop');
+      policies.delete('RemocalPolicy', 'elsewhere', 'other');
+    }
+    await until('deployment/orders', []);
   });
 
   it('a SubjectAccessReview that says no refuses the session, naming what is missing', async () => {
