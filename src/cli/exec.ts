@@ -121,6 +121,10 @@ async function prepareTarget(
   });
   cleanups.push(() => prepared.cleanup());
   let files = request.layer.files;
+  const fromPolicies = prepared.policyFiles;
+  if (fromPolicies !== undefined) {
+    files = { ...files, readOnly: [...files.readOnly, ...fromPolicies.readOnly], local: [...files.local, ...fromPolicies.local], notFound: [...files.notFound, ...fromPolicies.notFound] };
+  }
   if (!prepared.hasProcess && files.mode !== 'local') {
     progress.note(`${formatTarget(target)} has no file system of its own: the command's files stay local.`);
     files = { ...files, mode: 'local' };

@@ -30,6 +30,12 @@ export interface PreparedSession {
   linkStep: string;
   /** False when there is no process behind the target (netns, targetless): no environment and no files of its own. */
   hasProcess: boolean;
+  /**
+   * Paths the admins' policies keep from the target (behind the operator). The agent refuses them whatever asks; the
+   * layer also takes them as its own config's lists, so that the app opens its local file, as the policy means,
+   * rather than meeting a refusal.
+   */
+  policyFiles?: { readOnly: string[]; local: string[]; notFound: string[] };
   /** Removes what preparing created; idempotent. */
   cleanup(): Promise<void>;
 }

@@ -184,6 +184,37 @@ async function refusedListen(user: keyof typeof USERS, incoming: Record<string, 
   }
 }
 
+interface RawSession {
+  link: Link<IntproxyToAgent, AgentToIntproxy>;
+  rpc: RpcClient<AgentRequest, AgentResults>;
+  notices: Extract<AgentEvent, { kind: 'notice' }>[];
+}
+
+/** A session opened by hand, as a client that skips remocal's CLI and layer would: the link, and what it was told. */
+async function rawSession(user: keyof typeof USERS, body: (session: RawSession) => Promise<void>): Promise<void> {
+  const ws = new WebSocket(`${url.replace(/^https/, 'wss')}/apis/operator.remocal.dev/v1/namespaces/local/targets/pid.${pod.pid}/portforward?files=write`, {
+    headers: { authorization: `Bearer ${USERS[user]}` },
+    ca: await readFile(caFile),
+  });
+  await new Promise((resolve, reject) => {
+    ws.once('open', resolve);
+    ws.once('error', reject);
+  });
+  const stream = createWebSocketStream(ws);
+  const link = new Link<IntproxyToAgent, AgentToIntproxy>({ readable: stream, writable: stream }, { role: 'intproxy', streamIdParity: 'odd' });
+  const notices: RawSession['notices'] = [];
+  link.on('message', (message) => {
+    if (message.type === 'event' && message.event.kind === 'notice') notices.push(message.event);
+  });
+  try {
+    await link.handshake(10_000);
+    await body({ link, rpc: new RpcClient<AgentRequest, AgentResults>(link), notices });
+  } finally {
+    link.close();
+    ws.close();
+  }
+}
+
 function request(path: string, headers: Record<string, string> = {}): Promise<string> {
   return httpRequest({ host: pod.ip, port: pod.ports.target, path, headers }).then((answer) => answeredFrom(answer.body));
 }
@@ -360,17 +391,35 @@ describe('policies, enforced by the local-mode operator', () => {
     });
   });
 
-  it('fs.notFound, fs.local and fs.readOnly: each refused as the rule says; other paths as usual', async () => {
+  it('fs.notFound, fs.local and fs.readOnly: the CLI keeps those paths from the target as its own lists would, the agent refuses them to anyone who asks; other paths as usual', async () => {
     const locked = `${pod.paths.dataDir}/locked.txt`;
     const free = `${pod.paths.dataDir}/free.txt`;
-    await withPolicy('file-rules', { fs: { notFound: ['greeting\\.txt$'], local: ['config\\.json$'], readOnly: ['locked\\.txt$'] } }, async () => {
+    const rules = { notFound: ['greeting\\.txt$'], local: ['config\\.json$'], readOnly: ['locked\\.txt$'] };
+    await withPolicy('file-rules', { fs: rules }, async () => {
+      // Through remocal's own CLI the layer treats the policy's paths as not found, local and read only: nothing
+      // of them is asked of the target (this machine has none of these files), so the agent refuses nothing.
       const { results, run } = await probe([{ read: pod.paths.greeting }, { read: pod.paths.config }, { write: [locked, 'no'] }, { write: [free, 'yes'] }], { feature: { fs: { mode: 'write' } } });
-      assert.deepEqual(results, [{ error: 'ENOENT' }, { error: 'EACCES' }, { error: 'EACCES' }, 'written']);
+      assert.deepEqual(results, [{ error: 'ENOENT' }, { error: 'ENOENT' }, { error: 'ENOENT' }, 'written']);
       assert.equal(existsSync(pod.rootPath(locked)), false);
       assert.equal(await readFile(pod.rootPath(free), 'utf8'), 'yes');
-      assert.match(run.stderr, /\(fs\.notFound: greeting\\\.txt\$\)/);
-      assert.match(run.stderr, /\(fs\.local: config\\\.json\$\)/);
-      assert.match(run.stderr, /\(fs\.readOnly: locked\\\.txt\$\)/);
+      assert.doesNotMatch(run.stderr, /REMOCAL_POLICY_BLOCKED/);
+      // Asked anyway, as a client that ignores the lists would: refused, with the policy and rule named.
+      await rawSession('bob', async ({ rpc, notices }) => {
+        const answers = await Promise.all([
+          rpc.request({ op: 'fs.readFile', path: pod.paths.greeting }),
+          rpc.request({ op: 'fs.readFile', path: pod.paths.config }),
+          rpc.request({ op: 'fs.writeFile', path: locked, data: Buffer.from('no').toString('base64') }),
+          rpc.request({ op: 'fs.writeFile', path: `${pod.paths.dataDir}/../pod-data/locked.txt`, data: 'eA==' }),
+          rpc.request({ op: 'fs.readFile', path: pod.paths.dataDir.replace('/pod-data', '/pod-data/.') + '/greeting.txt' }),
+        ]);
+        assert.deepEqual(answers.map((answer) => (answer.ok ? 'ok' : answer.error.code)), ['ENOENT', 'EACCES', 'EACCES', 'EACCES', 'ENOENT']);
+        assert.equal(existsSync(pod.rootPath(locked)), false);
+        await waitFor(() => notices.length >= 3 || undefined, 'the notices');
+        const told = notices.map((notice) => notice.message).join('\n');
+        assert.match(told, /policy local\/file-rules refused a read of \/var\/run\/pod-data\/greeting\.txt \(fs\.notFound: greeting\\\.txt\$\)/);
+        assert.match(told, /refused a read of .*config\.json \(fs\.local: config\\\.json\$\)/);
+        assert.match(told, /refused a change to .*locked\.txt \(fs\.readOnly: locked\\\.txt\$\)/);
+      });
     });
     rmSync(pod.rootPath(free), { force: true });
   });
@@ -453,23 +502,7 @@ describe('policies, enforced by the local-mode operator', () => {
 
   it('a raw protocol client that skips the CLI meets the same refusals, and is told the policy', async () => {
     await withPolicy('raw', { block: ['steal'], network: { outgoing: { block: [{ ports: [pod.ports.echo] }] } } }, async () => {
-      const ws = new WebSocket(`${url.replace(/^https/, 'wss')}/apis/operator.remocal.dev/v1/namespaces/local/targets/pid.${pod.pid}/portforward?files=write`, {
-        headers: { authorization: `Bearer ${USERS.bob}` },
-        ca: await readFile(caFile),
-      });
-      await new Promise((resolve, reject) => {
-        ws.once('open', resolve);
-        ws.once('error', reject);
-      });
-      const stream = createWebSocketStream(ws);
-      const link = new Link<IntproxyToAgent, AgentToIntproxy>({ readable: stream, writable: stream }, { role: 'intproxy', streamIdParity: 'odd' });
-      const notices: Extract<AgentEvent, { kind: 'notice' }>[] = [];
-      link.on('message', (message) => {
-        if (message.type === 'event' && message.event.kind === 'notice') notices.push(message.event);
-      });
-      try {
-        await link.handshake(10_000);
-        const rpc = new RpcClient<AgentRequest, AgentResults>(link);
+      await rawSession('bob', async ({ link, rpc, notices }) => {
         const subscribe = await rpc.request({ op: 'incoming.subscribe', port: pod.ports.target, mode: 'steal', filter: null });
         assert.equal(subscribe.ok, false);
         assert.equal(!subscribe.ok && subscribe.error.code, 'REMOCAL_POLICY_BLOCKED');
@@ -482,10 +515,7 @@ describe('policies, enforced by the local-mode operator', () => {
         await waitFor(() => notices.find((notice) => /policy local\/raw refused a connection to .* \(network\.outgoing\.block\[0\]\)/.test(notice.message)), 'the notice');
         const allowed = await rpc.request({ op: 'tcp.connect', host: pod.serviceIps.api, port: pod.ports.db, stream: streams[1]!.id });
         assert.equal(allowed.ok, true);
-      } finally {
-        link.close();
-        ws.close();
-      }
+      });
     });
   });
 

@@ -70,6 +70,12 @@ export function describeOthers(session: Pick<OperatorSession, 'others'>): string
   return session.others.length === 0 ? 'no other session on it' : `also there: ${session.others.map((other) => `${other.owner} (session ${other.id})`).join(', ')}`;
 }
 
+/** The file lists of the session's policies, for the layer (see PreparedSession.policyFiles). */
+export function policyFileLists(session: Pick<OperatorSession, 'policies'>): { readOnly: string[]; local: string[]; notFound: string[] } {
+  const all = (list: 'readOnly' | 'local' | 'notFound') => session.policies.flatMap((policy) => policy.spec.fs?.[list] ?? []);
+  return { readOnly: all('readOnly'), local: all('local'), notFound: all('notFound') };
+}
+
 /** Says which policies the session meets, so that a refusal later is no surprise. */
 export function notePolicies(session: Pick<OperatorSession, 'policies'>, target: Target, note: (text: string) => void): void {
   if (session.policies.length === 0) return;
