@@ -11,7 +11,7 @@ import { compileConfigRegex } from '../../config/regex.js';
 import type { AgentSubscribeRequest, RemoteFailure } from '../../protocol/messages.js';
 import { POLICY_BLOCKED, type AppliedPolicy, type PolicyBlock } from '../../protocol/policy.js';
 import type { FilterableRequest } from '../incoming/http-filter.js';
-import { compileOutgoingRule, type Destination, type DestinationMatcher } from './outgoing-rules.js';
+import { compileOutgoingRule, parseDestination, type Destination, type DestinationMatcher } from './outgoing-rules.js';
 
 export const POLICY_HINT = 'An admin\'s policy forbids it: `remocal policy check -t <target>` shows what the policies on the target allow. Ask the policy\'s owner if you need it.';
 
@@ -34,6 +34,8 @@ interface CompiledPolicy {
   readOnly: Pattern[];
   local: Pattern[];
   notFound: Pattern[];
+  /** All of the file patterns in one regex, so that a path none of them matches costs one test, not one per rule. */
+  anyFilePattern: RegExp | undefined;
   headerFilter: Pattern | undefined;
   allow: DestinationMatcher[] | undefined;
   block: DestinationMatcher[];
@@ -50,9 +52,12 @@ export class SessionGuard {
   static readonly NONE = new SessionGuard([]);
 
   private readonly policies: CompiledPolicy[];
+  /** Only the policies with a file rule, so that file operations under none pay nothing. */
+  private readonly filePolicies: CompiledPolicy[];
 
   constructor(applied: readonly AppliedPolicy[]) {
     this.policies = applied.map(compilePolicy);
+    this.filePolicies = this.policies.filter((policy) => policy.notFound.length + policy.local.length + policy.readOnly.length > 0 || policy.blocks.has('fs-write'));
   }
 
   /** The names of the policies in force, for logs and `remocal session list`. */
@@ -105,9 +110,11 @@ export class SessionGuard {
   }
 
   /** Why an outgoing connection (or datagram) to `destination` is refused, or null. */
-  outgoingRefusal(destination: Destination): Refusal | null {
+  outgoingRefusal(asked: Destination): Refusal | null {
     const blocked = this.blocked('outgoing');
     if (blocked !== null) return blocked;
+    if (!this.policies.some((policy) => policy.allow !== undefined || policy.block.length > 0)) return null;
+    const destination = parseDestination(asked);
     for (const policy of this.policies) {
       if (policy.allow !== undefined && !policy.allow.some((matches) => matches(destination))) {
         return { policy: policy.name, rule: 'network.outgoing.allow (no rule allows it)' };
@@ -123,9 +130,15 @@ export class SessionGuard {
    * as resolved (symlinks followed in the target), so that neither a link nor `..` walks around a rule.
    */
   fileRefusal(access: FileAccess, paths: readonly string[]): FileRefusal | null {
-    const all = paths.map((each) => path.posix.resolve('/', each));
+    if (this.filePolicies.length === 0) return null;
+    const all = [...new Set(paths.map((each) => path.posix.resolve('/', each)))];
     const matching = (patterns: Pattern[]) => patterns.find(({ regex }) => all.some((each) => regex.test(each)));
-    for (const policy of this.policies) {
+    for (const policy of this.filePolicies) {
+      const mayMatch = policy.anyFilePattern === undefined || all.some((each) => policy.anyFilePattern!.test(each));
+      if (!mayMatch) {
+        if (access === 'write' && policy.blocks.has('fs-write')) return { code: 'EACCES', policy: policy.name, rule: 'block: fs-write' };
+        continue;
+      }
       const notFound = matching(policy.notFound);
       if (notFound !== undefined) return { code: 'ENOENT', policy: policy.name, rule: `fs.notFound: ${notFound.text}` };
       const local = matching(policy.local);
@@ -168,6 +181,7 @@ export function policyFailure(refusal: Refusal, what: string, hint: string = POL
 function compilePolicy({ name, spec }: AppliedPolicy): CompiledPolicy {
   const regexes = (patterns: readonly string[] | undefined) => (patterns ?? []).map((text) => ({ text, regex: compileConfigRegex(text) }));
   const headerFilter = spec.network?.incoming?.httpFilter?.headerFilter;
+  const files = [...(spec.fs?.notFound ?? []), ...(spec.fs?.local ?? []), ...(spec.fs?.readOnly ?? [])];
   return {
     name,
     blocks: new Set(spec.block ?? []),
@@ -175,10 +189,24 @@ function compilePolicy({ name, spec }: AppliedPolicy): CompiledPolicy {
     readOnly: regexes(spec.fs?.readOnly),
     local: regexes(spec.fs?.local),
     notFound: regexes(spec.fs?.notFound),
+    anyFilePattern: files.length === 0 ? undefined : alternation(files),
     headerFilter: headerFilter === undefined ? undefined : { text: headerFilter, regex: compileConfigRegex(headerFilter) },
     allow: spec.network?.outgoing?.allow?.map(compileOutgoingRule),
     block: (spec.network?.outgoing?.block ?? []).map(compileOutgoingRule),
   };
+}
+
+/**
+ * The patterns as one regex (`(?:a)|(?:b)`), or undefined where that would change their meaning: numbered or
+ * named back-references count groups across the whole regex, and a name used twice does not compile.
+ */
+function alternation(patterns: readonly string[]): RegExp | undefined {
+  if (patterns.some((pattern) => /\\[1-9]|\\k<|\(\?</.test(pattern))) return undefined;
+  try {
+    return compileConfigRegex(patterns.map((pattern) => `(?:${pattern})`).join('|'));
+  } catch {
+    return undefined;
+  }
 }
 
 /** An env name pattern (`AWS_*`) as an exact regex; names are case-sensitive, as the environment is. */

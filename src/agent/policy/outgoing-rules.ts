@@ -2,7 +2,7 @@
 // ipBlock and its excepts, through Node's BlockList), by host name (a regex over the names the session asked for or
 // resolved to the address), and by port.
 
-import { BlockList, isIP } from 'node:net';
+import { BlockList, isIP, SocketAddress } from 'node:net';
 import { compileConfigRegex } from '../../config/regex.js';
 import type { OutgoingPolicyRule } from '../../protocol/policy.js';
 
@@ -13,7 +13,24 @@ export interface Destination {
   names: readonly string[];
 }
 
-export type DestinationMatcher = (destination: Destination) => boolean;
+/**
+ * A destination as the rules ask it: the address parsed once per connect, since BlockList parses a string address
+ * again on every check (a few microseconds each, times every rule).
+ */
+export interface ParsedDestination {
+  /** Null when the address is not an IP address (a rule's ipBlock then matches nothing). */
+  address: SocketAddress | null;
+  port: number;
+  names: readonly string[];
+}
+
+export type DestinationMatcher = (destination: ParsedDestination) => boolean;
+
+export function parseDestination({ address, port, names }: Destination): ParsedDestination {
+  const plain = unmapped(address);
+  const family = isIP(plain);
+  return { address: family === 0 ? null : new SocketAddress({ address: plain, family: family === 6 ? 'ipv6' : 'ipv4' }), port, names };
+}
 
 export function compileOutgoingRule(rule: OutgoingPolicyRule): DestinationMatcher {
   const ports = rule.ports === undefined ? undefined : new Set(rule.ports);
@@ -28,14 +45,10 @@ export function compileOutgoingRule(rule: OutgoingPolicyRule): DestinationMatche
   };
 }
 
-function compileIpBlock(block: { cidr: string; except?: string[] }): (address: string) => boolean {
+function compileIpBlock(block: { cidr: string; except?: string[] }): (address: SocketAddress | null) => boolean {
   const within = subnets([block.cidr]);
   const except = subnets(block.except ?? []);
-  return (address) => {
-    const plain = unmapped(address);
-    const family = isIP(plain) === 6 ? 'ipv6' : 'ipv4';
-    return isIP(plain) !== 0 && within.check(plain, family) && !except.check(plain, family);
-  };
+  return (address) => address !== null && within.check(address) && !except.check(address);
 }
 
 function subnets(cidrs: readonly string[]): BlockList {

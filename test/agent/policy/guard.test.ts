@@ -122,6 +122,14 @@ describe('policy guard: files and env', () => {
     assert.equal(guard.fileRefusal('write', ['/tmp/scratch']), null);
   });
 
+  it('patterns with back-references or named groups keep their meaning beside others', () => {
+    const guard = guardOf({ fs: { notFound: ['^/(x)\\1/', '^/(?<d>y)\\k<d>/'], local: ['^/z'] } });
+    assert.equal(guard.fileRefusal('read', ['/xx/file'])?.code, 'ENOENT');
+    assert.equal(guard.fileRefusal('read', ['/yy/file'])?.code, 'ENOENT');
+    assert.equal(guard.fileRefusal('read', ['/xy/file']), null);
+    assert.equal(guard.fileRefusal('read', ['/z/file'])?.code, 'EACCES');
+  });
+
   it('block fs-write refuses every change and no read', () => {
     const guard = guardOf({ block: ['fs-write'] });
     assert.equal(guard.fileRefusal('write', ['/tmp/x'])?.rule, 'block: fs-write');
