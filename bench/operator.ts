@@ -100,8 +100,10 @@ try {
   const portforward = `${url!.replace('https:', 'wss:')}/apis/operator.remocal.dev/v1/namespaces/local/targets/pid.${pod.pid}/portforward?files=off`;
   const viaOperator = async (name: string) => {
     const ws = new WebSocket(portforward, { headers: { authorization: `Bearer ${TOKEN}` }, ca, perMessageDeflate: false });
-    await once(ws, 'open');
-    return openSession(createWebSocketStream(ws), name);
+    // The stream is made in the 'open' listener: frames that came with the upgrade are emitted before an awaited
+    // continuation runs, and would be lost.
+    const stream = await new Promise<Duplex>((resolve) => ws.once('open', () => resolve(createWebSocketStream(ws))));
+    return openSession(stream, name);
   };
 
   const sessions: { close(): void }[] = [];

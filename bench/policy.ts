@@ -22,6 +22,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import https from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Duplex } from 'node:stream';
 import { parseArgs } from 'node:util';
 import { createWebSocketStream, WebSocket } from 'ws';
 import { startChild, stopChild } from '../src/core/child.js';
@@ -142,8 +143,9 @@ async function openSession(base: string, ca: string): Promise<Session> {
     ca,
     perMessageDeflate: false,
   });
-  await once(ws, 'open');
-  const transport = createWebSocketStream(ws);
+  // The stream is made in the 'open' listener: frames that came with the upgrade are emitted before an awaited
+  // continuation runs, and would be lost.
+  const transport = await new Promise<Duplex>((resolve) => ws.once('open', () => resolve(createWebSocketStream(ws))));
   const link = new Link<IntproxyToAgent, AgentToIntproxy>({ readable: transport, writable: transport }, { role: 'intproxy', streamIdParity: 'odd' });
   await link.handshake(10_000);
   return { link, rpc: new RpcClient<AgentRequest, AgentResults>(link, { defaultTimeoutMs: REQUEST_TIMEOUT_MS }), ws };

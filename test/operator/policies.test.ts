@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import type { Duplex } from 'node:stream';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -196,11 +197,12 @@ async function rawSession(user: keyof typeof USERS, body: (session: RawSession) 
     headers: { authorization: `Bearer ${USERS[user]}` },
     ca: await readFile(caFile),
   });
-  await new Promise((resolve, reject) => {
-    ws.once('open', resolve);
+  // The stream is made in the 'open' listener: frames that came with the upgrade are emitted before an awaited
+  // continuation runs.
+  const stream = await new Promise<Duplex>((resolve, reject) => {
+    ws.once('open', () => resolve(createWebSocketStream(ws)));
     ws.once('error', reject);
   });
-  const stream = createWebSocketStream(ws);
   const link = new Link<IntproxyToAgent, AgentToIntproxy>({ readable: stream, writable: stream }, { role: 'intproxy', streamIdParity: 'odd' });
   const notices: RawSession['notices'] = [];
   link.on('message', (message) => {

@@ -4,6 +4,7 @@
 // shows as the link's last words.
 
 import { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { createWebSocketStream, WebSocket } from 'ws';
 import { SESSION_ENDED_CLOSE_CODE, SESSION_ENDED_EXIT_CODE, SESSION_ENDED_PREFIX } from '../../protocol/contracts.js';
@@ -27,8 +28,15 @@ async function main(): Promise<number> {
     perMessageDeflate: false,
     maxPayload: 4 * 1024 * 1024,
   });
+  // Made in the 'open' listener itself: the frames that came with the upgrade's answer (the agent's hello, when it
+  // was waiting at the operator) are emitted on the next tick, before an awaited continuation would run, and a
+  // message with no listener yet is lost.
+  let stream: Duplex | undefined;
   const opened = await new Promise<{ line: string; exitCode: number } | null>((resolve) => {
-    ws.once('open', () => resolve(null));
+    ws.once('open', () => {
+      stream = createWebSocketStream(ws);
+      resolve(null);
+    });
     ws.once('unexpected-response', (_request, response) => {
       let body = '';
       response.setEncoding('utf8');
@@ -54,7 +62,7 @@ async function main(): Promise<number> {
     process.stderr.write(`${opened.line}\n`);
     return opened.exitCode;
   }
-  const stream = createWebSocketStream(ws);
+  if (stream === undefined) throw new Error('unreachable: the WebSocket opened without its stream');
   // process.stdout writes to a pipe synchronously; a socket over fd 1 is asynchronous and honours backpressure.
   const stdout = new Socket({ fd: 1, readable: false, writable: true });
   stream.pipe(stdout);
