@@ -101,17 +101,23 @@ export class SessionRegistry<T> {
 
   /** The policies changed: each running session gets those that now apply to it, for its next operations. */
   private async reapplyPolicies(): Promise<void> {
-    await Promise.all(
-      [...this.live.values()].map(async (entry) => {
-        const policies = applicablePolicies(this.policies.current(), entry.scope);
-        const applied = JSON.stringify(policies);
-        if (applied === entry.applied) return;
-        entry.applied = applied;
-        entry.record.policies = policies.map((policy) => policy.name);
-        const found = await entry.agent.setPolicies({ session: entry.record.id, policies }).catch(() => false);
-        this.log.info({ session: entry.record.id, policies: entry.record.policies, delivered: found }, 'session policies changed');
-      }),
-    );
+    await Promise.all([...this.live.values()].map((entry) => this.reapplyTo(entry)));
+  }
+
+  /**
+   * Hands the session the policies that apply now, if they differ from those its agent has. A session the agent has
+   * not taken yet (its connection is still on the way) gets them when the agent reports it ready.
+   */
+  private async reapplyTo(entry: Live): Promise<void> {
+    const policies = applicablePolicies(this.policies.current(), entry.scope);
+    const applied = JSON.stringify(policies);
+    if (applied === entry.applied) return;
+    const delivered = await entry.agent.setPolicies({ session: entry.record.id, policies }).catch(() => false);
+    if (delivered) {
+      entry.applied = applied;
+      entry.record.policies = policies.map((policy) => policy.name);
+    }
+    this.log.info({ session: entry.record.id, policies: policies.map((policy) => policy.name), delivered }, 'session policies changed');
   }
 
   list(): SessionRecord[] {
@@ -128,6 +134,8 @@ export class SessionRegistry<T> {
     if (entry === undefined || event.state !== 'ready') return;
     entry.record.phase = 'Ready';
     entry.record.readyAt = Date.now();
+    // Policies that changed while the session's connection was on its way could not be delivered then.
+    void this.reapplyTo(entry);
   }
 
   /** A target's agent died: its sessions' links died with it. */
