@@ -13,25 +13,10 @@ import type { Pod } from '../../src/fixture/pod.js';
 import { startChild, stopChild } from '../../src/core/child.js';
 import { answeredFrom, httpRequest } from '../helpers/net.js';
 import { podIptablesRules } from '../helpers/pod.js';
+import { NAMED_APP, operatorClientEnv, serveLocalOperator } from '../helpers/local-operator.js';
 import { waitFor } from '../helpers/processes.js';
 import { cliPath, runRemocal, startPodWithApp, startRemocal, stopPodWithApp, writeApp } from '../helpers/remocal.js';
 
-// Answers with who it is (its argv[3]) and prints each request it saw.
-const APP = String.raw`
-import http from 'node:http';
-const [port, name] = [Number(process.argv[2]), process.argv[3]];
-const server = http.createServer((req, res) => {
-  req.resume();
-  req.on('end', () => {
-    process.stdout.write(JSON.stringify({ saw: req.method + ' ' + req.url }) + '\n');
-    const payload = JSON.stringify({ from: name });
-    res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) });
-    res.end(payload);
-  });
-});
-server.listen(port, () => process.stdout.write(JSON.stringify({ listening: port }) + '\n'));
-process.on('SIGTERM', () => server.close(() => process.exit(0)));
-`;
 
 const USERS = { alice: 'alice-token-0123456789', bob: 'bob-token-0123456789ab', carol: 'carol-token-0123456789' };
 type User = keyof typeof USERS;
@@ -44,7 +29,7 @@ let url: string;
 let caFile: string;
 
 function operatorEnv(user: User): NodeJS.ProcessEnv {
-  return { REMOCAL_OPERATOR_TOKEN: USERS[user], REMOCAL_LOCAL_OPERATOR_CA_FILE: caFile, REMOCAL_LOCAL_OPERATOR_URL: url, REMOCAL_OPERATOR: 'true' };
+  return operatorClientEnv({ url, caFile }, USERS[user]);
 }
 
 interface Session {
@@ -139,18 +124,11 @@ function count(text: string, pattern: RegExp): number {
 }
 
 before(async () => {
-  ({ pod, app } = await startPodWithApp({ 'app.mjs': APP }));
+  ({ pod, app } = await startPodWithApp({ 'app.mjs': NAMED_APP }));
   stateDir = mkdtempSync(join(tmpdir(), 'remocal-conflicts-'));
   const users = Object.entries(USERS).map(([name, token]) => ({ name, token }));
   writeFileSync(join(stateDir, 'operator.json'), JSON.stringify({ listen: { host: '127.0.0.1', port: 0 }, state_dir: join(stateDir, 'state'), users, agents: { grace: 1 } }));
-  operator = startChild(process.execPath, [cliPath, 'operator', 'serve', '--config', join(stateDir, 'operator.json')], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  operator.stdout!.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
-  let err = '';
-  operator.stderr!.setEncoding('utf8').on('data', (chunk: string) => (err += chunk));
-  const line = await waitFor(() => /listening at (\S+); clients trust (\S+) /.exec(out) ?? (operator.exitCode !== null ? null : undefined), 'the operator to listen', 20_000);
-  if (line === null) throw new Error(`the operator exited: ${err}`);
-  [, url, caFile] = line as unknown as [string, string, string];
+  ({ child: operator, url, caFile } = await serveLocalOperator(join(stateDir, 'operator.json')));
 });
 
 after(async () => {

@@ -13,25 +13,10 @@ import { agentLaunch, resolveLocalTarget } from '../../src/platform/local.js';
 import { startChild, stopChild } from '../../src/core/child.js';
 import { answeredFrom, httpRequest } from '../helpers/net.js';
 import { podIptablesRules } from '../helpers/pod.js';
+import { NAMED_APP, operatorClientEnv, serveLocalOperator } from '../helpers/local-operator.js';
 import { listProcesses, waitFor } from '../helpers/processes.js';
 import { cliPath, runRemocal, startPodWithApp, startRemocal, stopPodWithApp, writeApp } from '../helpers/remocal.js';
 
-// Answers with who it is (its argv[3]) and prints each request it saw.
-const APP = String.raw`
-import http from 'node:http';
-const [port, name] = [Number(process.argv[2]), process.argv[3]];
-const server = http.createServer((req, res) => {
-  req.resume();
-  req.on('end', () => {
-    process.stdout.write(JSON.stringify({ saw: req.method + ' ' + req.url, dev: req.headers['x-dev'] ?? null }) + '\n');
-    const payload = JSON.stringify({ from: name });
-    res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) });
-    res.end(payload);
-  });
-});
-server.listen(port, () => process.stdout.write(JSON.stringify({ listening: port }) + '\n'));
-process.on('SIGTERM', () => server.close(() => process.exit(0)));
-`;
 
 // Reads from the target: env, DNS, an outgoing connection and a file, and prints them.
 const PROBE = String.raw`
@@ -52,7 +37,7 @@ let url: string;
 let caFile: string;
 
 function operatorEnv(user: keyof typeof USERS): NodeJS.ProcessEnv {
-  return { REMOCAL_OPERATOR_TOKEN: USERS[user], REMOCAL_LOCAL_OPERATOR_CA_FILE: caFile, REMOCAL_LOCAL_OPERATOR_URL: url, REMOCAL_OPERATOR: 'true' };
+  return operatorClientEnv({ url, caFile }, USERS[user]);
 }
 
 /** A project whose config steals with `filter` (or mirrors, without one). */
@@ -138,19 +123,11 @@ function sharedAgents(): number[] {
 }
 
 async function startOperator(): Promise<void> {
-  operator = startChild(process.execPath, [cliPath, 'operator', 'serve', '--config', join(stateDir, 'operator.json')], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  operator.stdout!.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
-  let err = '';
-  operator.stderr!.setEncoding('utf8').on('data', (chunk: string) => (err += chunk));
-  const line = await waitFor(() => /listening at (\S+); clients trust (\S+) /.exec(out) ?? (operator.exitCode !== null ? null : undefined), 'the operator to listen', 20_000);
-  if (line === null) throw new Error(`the operator exited: ${err}`);
-  url = line[1]!;
-  caFile = line[2]!;
+  ({ child: operator, url, caFile } = await serveLocalOperator(join(stateDir, 'operator.json')));
 }
 
 before(async () => {
-  ({ pod, app } = await startPodWithApp({ 'app.mjs': APP, 'probe.mjs': PROBE }));
+  ({ pod, app } = await startPodWithApp({ 'app.mjs': NAMED_APP, 'probe.mjs': PROBE }));
   stateDir = mkdtempSync(join(tmpdir(), 'remocal-operator-'));
   const users = Object.entries(USERS).map(([name, token]) => ({ name, token, admin: name === 'admin', ...(name === 'dave' ? { targets: ['container/*'] } : {}) }));
   writeFileSync(

@@ -19,25 +19,10 @@ import type { AgentEvent, AgentRequest, AgentResults, AgentToIntproxy, IntproxyT
 import type { PolicySpec } from '../../src/protocol/policy.js';
 import { RpcClient } from '../../src/protocol/rpc.js';
 import { answeredFrom, freePort, httpRequest } from '../helpers/net.js';
+import { NAMED_APP, operatorClientEnv, serveLocalOperator } from '../helpers/local-operator.js';
 import { waitFor } from '../helpers/processes.js';
 import { cliPath, runRemocal, startPodWithApp, startRemocal, stopPodWithApp, type RunResult } from '../helpers/remocal.js';
 
-// Answers with who it is (its argv[3]).
-const APP = String.raw`
-import http from 'node:http';
-const [port, name] = [Number(process.argv[2]), process.argv[3]];
-const server = http.createServer((req, res) => {
-  req.resume();
-  req.on('end', () => {
-    process.stdout.write(JSON.stringify({ saw: req.method + ' ' + req.url }) + '\n');
-    const payload = JSON.stringify({ from: name });
-    res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) });
-    res.end(payload);
-  });
-});
-server.listen(port, () => process.stdout.write(JSON.stringify({ listening: port }) + '\n'));
-process.on('SIGTERM', () => server.close(() => process.exit(0)));
-`;
 
 // Runs the steps in argv[2] (JSON) one after another and prints what each got: an answer, or the error's code.
 const PROBE = String.raw`
@@ -87,7 +72,7 @@ let url: string;
 let caFile: string;
 
 function operatorEnv(user: keyof typeof USERS): NodeJS.ProcessEnv {
-  return { REMOCAL_OPERATOR_TOKEN: USERS[user], REMOCAL_LOCAL_OPERATOR_CA_FILE: caFile, REMOCAL_LOCAL_OPERATOR_URL: url, REMOCAL_OPERATOR: 'true' };
+  return operatorClientEnv({ url, caFile }, USERS[user]);
 }
 
 /** A project directory whose config is `config`. */
@@ -222,19 +207,11 @@ function request(path: string, headers: Record<string, string> = {}): Promise<st
 }
 
 async function startOperator(): Promise<void> {
-  operator = startChild(process.execPath, [cliPath, 'operator', 'serve', '--config', join(stateDir, 'operator.json')], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  operator.stdout!.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
-  let err = '';
-  operator.stderr!.setEncoding('utf8').on('data', (chunk: string) => (err += chunk));
-  const line = await waitFor(() => /listening at (\S+); clients trust (\S+) /.exec(out) ?? (operator.exitCode !== null ? null : undefined), 'the operator to listen', 20_000);
-  if (line === null) throw new Error(`the operator exited: ${err}`);
-  url = line[1]!;
-  caFile = line[2]!;
+  ({ child: operator, url, caFile } = await serveLocalOperator(join(stateDir, 'operator.json')));
 }
 
 before(async () => {
-  ({ pod, app } = await startPodWithApp({ 'app.mjs': APP, 'probe.mjs': PROBE }));
+  ({ pod, app } = await startPodWithApp({ 'app.mjs': NAMED_APP, 'probe.mjs': PROBE }));
   stateDir = mkdtempSync(join(tmpdir(), 'remocal-operator-policies-'));
   policyDir = join(stateDir, 'policies');
   mkdirSync(policyDir);

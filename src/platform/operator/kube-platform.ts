@@ -14,7 +14,7 @@ import { kubernetesPlatform, type KubePlatformSettings } from '../kubernetes/ses
 import type { Platform } from '../platform.js';
 import { formatTarget, type KubernetesTarget } from '../target.js';
 import type { OperatorAddress } from './client.js';
-import { describeOthers, notePolicies, policyFileLists, prepareOperatorSession } from './session.js';
+import { describeOthers, notePolicies, prepareOperatorSession, preparedFrom } from './session.js';
 
 export const OPERATOR_APISERVICE = 'v1.operator.remocal.dev';
 
@@ -79,14 +79,7 @@ export function kubeOperatorPlatform(
       const session = await prepareOperatorSession(address, kube.namespace, target, { files: request.files, startupTimeoutMs: request.startupTimeoutMs, purpose });
       asking.done(`through the operator: ${session.description}; ${describeOthers(session)}`);
       notePolicies(session, target, request.onNote);
-      return {
-        launch: session.launch,
-        description: session.description,
-        linkStep: 'connecting to the session',
-        hasProcess: session.hasProcess,
-        policyFiles: policyFileLists(session),
-        cleanup: async () => undefined,
-      };
+      return preparedFrom(session);
     },
   };
 }

@@ -7,7 +7,7 @@ import type { Platform } from '../platform.js';
 import type { LocalTarget } from '../target.js';
 import { formatTarget } from '../target.js';
 import { OPERATOR_LOCAL_NAMESPACE, operatorAddress } from './client.js';
-import { describeOthers, notePolicies, policyFileLists, prepareOperatorSession } from './session.js';
+import { describeOthers, notePolicies, prepareOperatorSession, preparedFrom } from './session.js';
 
 export interface OperatorPlatformSettings {
   /** `true`: always (fail without one); `auto`: when `url` is set; `false`: never. */
@@ -31,14 +31,7 @@ export function operatorPlatform(settings: OperatorPlatformSettings): Platform<L
       const session = await prepareOperatorSession(address, OPERATOR_LOCAL_NAMESPACE, target, { files: request.files, startupTimeoutMs: request.startupTimeoutMs, purpose: settings.purpose ?? 'exec' });
       step.done(`through the operator: ${session.description}; ${describeOthers(session)}`);
       notePolicies(session, target, request.onNote);
-      return {
-        launch: session.launch,
-        description: session.description,
-        linkStep: 'connecting to the session',
-        hasProcess: session.hasProcess,
-        policyFiles: policyFileLists(session),
-        cleanup: async () => undefined,
-      };
+      return preparedFrom(session);
     },
   };
 }

@@ -5,6 +5,7 @@
 import { distFile } from '../../core/paths.js';
 import type { AgentLaunch } from '../../protocol/contracts.js';
 import type { AppliedPolicy } from '../../protocol/policy.js';
+import type { PreparedSession } from '../platform.js';
 import { formatTarget, type Target } from '../target.js';
 import { OPERATOR_API_PREFIX, operatorRequest, type OperatorAddress } from './client.js';
 import { OPERATOR_LINK_ENV, type OperatorLinkSettings } from './link-settings.js';
@@ -70,10 +71,17 @@ export function describeOthers(session: Pick<OperatorSession, 'others'>): string
   return session.others.length === 0 ? 'no other session on it' : `also there: ${session.others.map((other) => `${other.owner} (session ${other.id})`).join(', ')}`;
 }
 
-/** The file lists of the session's policies, for the layer (see PreparedSession.policyFiles). */
-export function policyFileLists(session: Pick<OperatorSession, 'policies'>): { readOnly: string[]; local: string[]; notFound: string[] } {
+/** The session as the CLI runs it: nothing was created on this side, so there is nothing to clean up. */
+export function preparedFrom(session: OperatorSession): PreparedSession {
   const all = (list: 'readOnly' | 'local' | 'notFound') => session.policies.flatMap((policy) => policy.spec.fs?.[list] ?? []);
-  return { readOnly: all('readOnly'), local: all('local'), notFound: all('notFound') };
+  return {
+    launch: session.launch,
+    description: session.description,
+    linkStep: 'connecting to the session',
+    hasProcess: session.hasProcess,
+    policyFiles: { readOnly: all('readOnly'), local: all('local'), notFound: all('notFound') },
+    cleanup: async () => undefined,
+  };
 }
 
 /** Says which policies the session meets, so that a refusal later is no surprise. */
