@@ -40,6 +40,7 @@ import type {
   SessionStateEvent,
   SessionStats,
 } from '../../src/protocol/shared-agent.js';
+import { MAX_PREAMBLE_BYTES } from '../../src/protocol/shared-agent.js';
 import { answeredFrom } from '../helpers/net.js';
 import { createTestPod, podIptablesRules } from '../helpers/pod.js';
 import { waitFor } from '../helpers/processes.js';
@@ -532,11 +533,13 @@ describe('shared agent (agent --sessions)', { timeout: 10 * TEST_TIMEOUT_MS }, (
 
   it('drops connections with a bad preamble and keeps serving', { timeout: TEST_TIMEOUT_MS }, async () => {
     const agent = await SharedAgent.start(pod);
-    const longButValid = JSON.stringify({ kind: 'session', session: 'padded', owner: 'x', files: 'read', padding: 'p'.repeat(5000) });
+    const longButValid = JSON.stringify({ kind: 'session', session: 'padded', owner: 'x', files: 'read', padding: 'p'.repeat(MAX_PREAMBLE_BYTES + 1000) });
     const bad: [string, string][] = [
       ['not JSON', 'hello agent\n'],
-      ['longer than 4096 bytes without a newline', 'x'.repeat(5000)],
-      ['longer than 4096 bytes, with its newline', `${longButValid}\n`],
+      [`longer than ${MAX_PREAMBLE_BYTES} bytes without a newline`, 'x'.repeat(MAX_PREAMBLE_BYTES + 1000)],
+      [`longer than ${MAX_PREAMBLE_BYTES} bytes, with its newline`, `${longButValid}\n`],
+      ['policies that are not a list', `${JSON.stringify({ kind: 'session', session: 'badpolicies', owner: 'x', files: 'read', policies: 'all' })}\n`],
+      ['a policy without a spec', `${JSON.stringify({ kind: 'session', session: 'nospec', owner: 'x', files: 'read', policies: [{ kind: 'RemocalPolicy', name: 'shop/x' }] })}\n`],
       ['no session id', `${JSON.stringify({ kind: 'session', owner: 'x', files: 'read' })}\n`],
       ['no owner', `${JSON.stringify({ kind: 'session', session: 'noowner', files: 'read' })}\n`],
       ['no files mode', `${JSON.stringify({ kind: 'session', session: 'nofiles', owner: 'x' })}\n`],
