@@ -9,7 +9,7 @@ import { AgentLostError, AgentStartError, ProtocolError, TargetGoneError, type R
 import { deserializeError } from '../protocol/wire-error.js';
 import { startChild } from '../core/child.js';
 import type { Logger } from '../core/log.js';
-import { SESSION_ENDED_EXIT_CODE, SESSION_ENDED_PREFIX, type AgentLaunch } from '../protocol/contracts.js';
+import { SESSION_ENDED_EXIT_CODE, SESSION_ENDED_PREFIX, type AgentLaunch, type SessionEnded } from '../protocol/contracts.js';
 import { Link } from '../protocol/link.js';
 import type { AgentEvent, AgentRequest, AgentResults, AgentToIntproxy, Hello, IntproxyToAgent } from '../protocol/messages.js';
 import { RpcClient } from '../protocol/rpc.js';
@@ -90,9 +90,10 @@ export async function connectAgent(launch: AgentLaunch, options: ConnectOptions)
       return deserializeError({ code, message: `The session on ${launch.target} was closed: ${reason}.`, hint });
     }
     const endedLine = exit?.code === SESSION_ENDED_EXIT_CODE ? stderrTail.join('').trim().split('\n').pop() ?? '' : '';
-    if (endedLine.startsWith(SESSION_ENDED_PREFIX)) {
-      const [code = AgentLostError.code, ...words] = endedLine.slice(SESSION_ENDED_PREFIX.length).split(' ');
-      return deserializeError({ code, message: `The session on ${launch.target} was closed: ${words.join(' ')}.` });
+    const ended = endedLine.startsWith(SESSION_ENDED_PREFIX) ? parseSessionEnded(endedLine.slice(SESSION_ENDED_PREFIX.length)) : null;
+    if (ended !== null) {
+      const message = `The session on ${launch.target} was ${ended.refused ? 'refused' : 'closed'}: ${ended.message.replace(/\.$/, '')}.`;
+      return deserializeError({ code: ended.code, message, ...(ended.hint === undefined ? {} : { hint: ended.hint }) });
     }
     if (exit?.error) return new AgentStartError(`Could not start the agent (${launch.command}): ${exit.error.message}.`);
     const how = exit === null ? 'closed its link' : exit.signal !== null ? `was killed by ${exit.signal}` : `exited with code ${exit.code}`;
@@ -110,7 +111,11 @@ export async function connectAgent(launch: AgentLaunch, options: ConnectOptions)
       lost.then((error) => Promise.reject(error)),
     ]);
   } catch (error) {
+    // A link that closed before its hello may be the far side refusing the session in its own terms (operator-link's
+    // exit, see SESSION_ENDED_EXIT_CODE): that refusal is the error to show. The exit follows the close closely.
+    const refusal = error instanceof ProtocolError ? await Promise.race([lost, delay(1000).then(() => null)]) : null;
     child.kill('SIGKILL');
+    if (refusal !== null && !(refusal instanceof AgentLostError) && !(refusal instanceof AgentStartError)) throw refusal;
     if (error instanceof ProtocolError || error instanceof AgentLostError || error instanceof AgentStartError) {
       const message = (error as Error).message;
       const tail = stderrTail.join('').trim().split('\n').slice(-3).join('\n');
@@ -158,6 +163,17 @@ export async function connectAgent(launch: AgentLaunch, options: ConnectOptions)
       clearTimeout(timer);
     },
   };
+}
+
+/** operator-link's last word on a session the operator ended or refused, or null when it is not one. */
+function parseSessionEnded(text: string): SessionEnded | null {
+  try {
+    const value = JSON.parse(text) as Partial<SessionEnded>;
+    if (typeof value.code !== 'string' || typeof value.message !== 'string') return null;
+    return { code: value.code, message: value.message, refused: value.refused === true, ...(typeof value.hint === 'string' ? { hint: value.hint } : {}) };
+  } catch {
+    return null;
+  }
 }
 
 function delay(ms: number): Promise<void> {

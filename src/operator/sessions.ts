@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../core/log.js';
-import type { SessionStateEvent, SubscriptionStats } from '../protocol/shared-agent.js';
+import { MAX_PREAMBLE_BYTES, MAX_SESSION_POLICIES, type SessionStateEvent, type SubscriptionStats } from '../protocol/shared-agent.js';
 import { formatTarget, type Target } from '../platform/target.js';
 import { PolicyBlockedError } from '../core/errors.js';
 import type { AppliedPolicy } from '../protocol/policy.js';
@@ -155,6 +155,7 @@ export class SessionRegistry<T> {
     const key = formatTarget(target);
     const { resolved, policies } = await this.policiesFor(identity, namespace, target);
     checkPurpose(policies, purpose, target);
+    checkCarried(policies, target);
     const id = randomBytes(4).toString('hex');
     const agentKey = resolved.agentKey;
     const lease = await this.pool.acquire(agentKey, resolved.target);
@@ -314,6 +315,19 @@ export class SessionRegistry<T> {
 
 function scopeOf(namespace: string, resolved: Pick<ResolvedForSession<unknown>, 'names' | 'labels'>): PolicyScope {
   return { namespace, names: resolved.names, labels: resolved.labels, copy: false };
+}
+
+/**
+ * Refuses a session whose policies are more than its preamble may carry (the agent would drop the connection),
+ * in words the user can pass on: the admins' policies need merging, nothing is wrong with the session.
+ */
+function checkCarried(policies: readonly AppliedPolicy[], target: Target): void {
+  const bytes = Buffer.byteLength(JSON.stringify(policies));
+  // The rest of the preamble (session, owner, files) is a few hundred bytes at most.
+  if (policies.length <= MAX_SESSION_POLICIES && bytes <= MAX_PREAMBLE_BYTES - 1024) return;
+  throw new PolicyBlockedError(`${policies.length} policies (${bytes} bytes) apply to ${formatTarget(target)}: more than a session carries (${MAX_SESSION_POLICIES} policies, ${MAX_PREAMBLE_BYTES - 1024} bytes).`, {
+    hint: 'Ask the admins to merge policies: one policy may hold many rules. `remocal policy check -t <target>` lists them.',
+  });
 }
 
 /** Refuses a session whose purpose a policy blocks (`remocal port-forward`). */

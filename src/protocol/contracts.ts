@@ -160,12 +160,18 @@ export const FILE_TOO_LARGE = 'REMOCAL_FILE_TOO_LARGE';
 
 /**
  * A session that the operator ends itself, when no `session_closed` event can come through its agent (the shared
- * agent died), closes the session's WebSocket with this code and `<error code> <reason>` as the close reason.
- * operator-link then writes `SESSION_ENDED_PREFIX<error code> <reason>` as its last stderr line and exits with
- * SESSION_ENDED_EXIT_CODE, so the intproxy reports the session's end in the operator's words, not a lost agent.
+ * agent died), closes the session's WebSocket with this code and `<error code> <reason>` as the close reason; a
+ * session the operator refuses at its WebSocket answers with a Status that carries remocal's code and hint.
+ * Either way operator-link writes SESSION_ENDED_PREFIX and a SessionEnded as JSON as its last stderr line, and
+ * exits with SESSION_ENDED_EXIT_CODE, so the intproxy reports it in the operator's words, not as a lost agent.
  */
 export const SESSION_ENDED_CLOSE_CODE = 4001;
 export const SESSION_ENDED_EXIT_CODE = 3;
 export const SESSION_ENDED_PREFIX = 'session ended: ';
+
+export interface SessionEnded extends SerializedError {
+  /** Refused before it began, rather than ended. */
+  refused: boolean;
+}
 /** A WebSocket close reason holds at most this many bytes. */
 export const MAX_CLOSE_REASON_BYTES = 123;

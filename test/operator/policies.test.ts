@@ -498,6 +498,29 @@ describe('policies, enforced by the local-mode operator', () => {
     });
   });
 
+  it('more policies than a session carries: the session is refused, saying the admins should merge them', async () => {
+    const files = Array.from({ length: 257 }, (_, index) => join(policyDir, `many-${index}.json`));
+    files.forEach((file, index) =>
+      writeFileSync(file, JSON.stringify({ apiVersion: 'policies.remocal.dev/v1alpha1', kind: 'RemocalClusterPolicy', metadata: { name: `many-${index}` }, spec: { env: { exclude: [`NOTHING_${index}`] } } })),
+    );
+    try {
+      await waitForPolicies((names) => names.length === 257, 'the 257 policies to apply');
+      const dir = project({});
+      try {
+        const refused = await runRemocal(['exec', '-t', `pid/${pod.pid}`, '--', process.execPath, '-e', 'console.log("ran")'], { cwd: dir.dir, env: operatorEnv('alice'), timeoutMs: 60_000 });
+        assert.equal(refused.code, 125, refused.stderr);
+        assert.doesNotMatch(refused.stdout, /ran/);
+        assert.match(refused.stderr, /The session on pid\/\d+ .* was refused: 257 policies \(\d+ bytes\) apply to pid\/\d+: more than a session carries \(256 policies/);
+        assert.match(refused.stderr, /hint: Ask the admins to merge policies/);
+      } finally {
+        dir.remove();
+      }
+    } finally {
+      files.forEach((file) => rmSync(file, { force: true }));
+      await waitForPolicies((names) => names.length === 0, 'the policies to go');
+    }
+  });
+
   it('remocal policy check shows the policies that apply and what they leave a session', async () => {
     await withPolicy('shown', { block: ['steal-without-filter'], env: { exclude: ['AWS_*'] }, network: { outgoing: { block: [{ ipBlock: { cidr: '10.0.0.0/8', except: ['10.1.0.0/16'] }, ports: [5432] }] } } }, async () => {
       const check = await runRemocal(['policy', 'check', '-t', `pid/${pod.pid}`], { env: operatorEnv('alice') });

@@ -7,7 +7,7 @@ import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { createWebSocketStream, WebSocket } from 'ws';
-import { SESSION_ENDED_CLOSE_CODE, SESSION_ENDED_EXIT_CODE, SESSION_ENDED_PREFIX } from '../../protocol/contracts.js';
+import { SESSION_ENDED_CLOSE_CODE, SESSION_ENDED_EXIT_CODE, SESSION_ENDED_PREFIX, type SessionEnded } from '../../protocol/contracts.js';
 import { OPERATOR_LINK_ENV, type OperatorLinkSettings } from './link-settings.js';
 
 async function main(): Promise<number> {
@@ -43,16 +43,19 @@ async function main(): Promise<number> {
       response.on('data', (chunk: string) => (body += chunk.slice(0, 4096)));
       response.on('end', () => {
         let message = body.trim();
-        let code: string | undefined;
+        let cause: { reason?: string; message?: string } | undefined;
         try {
-          const status = JSON.parse(body) as { message?: string; details?: { causes?: { reason?: string; field?: string }[] } };
+          const status = JSON.parse(body) as { message?: string; details?: { causes?: { reason?: string; message?: string; field?: string }[] } };
           message = status.message ?? message;
-          code = status.details?.causes?.find((cause) => cause.field === 'remocal')?.reason;
+          cause = status.details?.causes?.find((each) => each.field === 'remocal');
         } catch {
           // A plain-text answer is shown as it is.
         }
-        // A refusal in remocal's own terms (a policy, a forbidden target) reaches the user as that error.
-        if (code !== undefined && /^REMOCAL_[A-Z_]+$/.test(code)) resolve({ line: `${SESSION_ENDED_PREFIX}${code} ${message.replace(/\.$/, '')}`, exitCode: SESSION_ENDED_EXIT_CODE });
+        // A refusal in remocal's own terms (a policy, a forbidden target) reaches the user as that error, with its hint.
+        if (cause?.reason !== undefined && /^REMOCAL_[A-Z_]+$/.test(cause.reason)) {
+          const ended: SessionEnded = { code: cause.reason, message, ...(cause.message ? { hint: cause.message } : {}), refused: true };
+          resolve({ line: `${SESSION_ENDED_PREFIX}${JSON.stringify(ended)}`, exitCode: SESSION_ENDED_EXIT_CODE });
+        }
         else resolve({ line: `operator-link: the operator refused the session (HTTP ${response.statusCode}): ${message}`, exitCode: 1 });
       });
     });
@@ -69,7 +72,11 @@ async function main(): Promise<number> {
   process.stdin.pipe(stream);
   const closed = new Promise<{ line: string; exitCode: number }>((resolve) => {
     ws.once('close', (code, reason) => {
-      if (code === SESSION_ENDED_CLOSE_CODE) resolve({ line: `${SESSION_ENDED_PREFIX}${reason.toString()}`, exitCode: SESSION_ENDED_EXIT_CODE });
+      if (code === SESSION_ENDED_CLOSE_CODE) {
+        const [errorCode = '', ...words] = reason.toString().split(' ');
+        const ended: SessionEnded = { code: errorCode, message: words.join(' '), refused: false };
+        resolve({ line: `${SESSION_ENDED_PREFIX}${JSON.stringify(ended)}`, exitCode: SESSION_ENDED_EXIT_CODE });
+      }
       else if (code === 1000 || code === 1005) resolve({ line: 'operator-link: the operator closed the session', exitCode: 0 });
       else resolve({ line: `operator-link: the connection to the operator dropped (WebSocket ${code}${reason.length > 0 ? `: ${reason.toString()}` : ''}): is the operator still running?`, exitCode: 0 });
     });

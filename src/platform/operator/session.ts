@@ -87,5 +87,7 @@ export function preparedFrom(session: OperatorSession): PreparedSession {
 /** Says which policies the session meets, so that a refusal later is no surprise. */
 export function notePolicies(session: Pick<OperatorSession, 'policies'>, target: Target, note: (text: string) => void): void {
   if (session.policies.length === 0) return;
-  note(`policies in force: ${session.policies.map((policy) => policy.name).join(', ')} (\`remocal policy check -t ${formatTarget(target)}\` shows what they allow)`);
+  const names = session.policies.map((policy) => policy.name);
+  const shown = names.length > 6 ? `${names.slice(0, 5).join(', ')} and ${names.length - 5} more` : names.join(', ');
+  note(`policies in force: ${shown} (\`remocal policy check -t ${formatTarget(target)}\` shows what they allow)`);
 }
