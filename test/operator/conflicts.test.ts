@@ -113,10 +113,14 @@ async function listedOnce(ready: (items: ListedSession[]) => boolean, what: stri
   }
 }
 
+/**
+ * The id of `user`'s one live session. A session the previous test stopped can still be listed for a moment (the
+ * list is refreshed from the agents), so this waits until only the live one is.
+ */
 async function idOf(user: User): Promise<string> {
-  const item = (await listed()).find((each) => each.spec.owner === user && each.status.phase !== 'Closed');
-  assert.ok(item !== undefined, `${user} has a live session`);
-  return item.metadata.name;
+  const live = (items: ListedSession[]) => items.filter((each) => each.spec.owner === user && each.status.phase !== 'Closed');
+  const items = await listedOnce((all) => live(all).length === 1, `one live session of ${user}`);
+  return live(items)[0]!.metadata.name;
 }
 
 function count(text: string, pattern: RegExp): number {
