@@ -161,6 +161,7 @@ export class OperatorUnavailableError extends defineError(
   'Check that the operator runs (`remocal operator status`), or set `operator: false` to reach the target directly.',
 ) {}
 export class SessionClosedError extends defineError('REMOCAL_SESSION_CLOSED', 'remote', 'Run the command again to start a new session.') {}
+export class JobStepFailedError extends defineError('REMOCAL_JOB_STEP_FAILED', 'remote') {}
 
 // --- internal: a bug in remocal ------------------------------------------------------------------------
 export class InternalError extends defineError(
@@ -198,6 +199,7 @@ export const errorCatalog = [
   PortTakenError,
   OperatorUnauthorizedError,
   OperatorUnavailableError,
+  JobStepFailedError,
   SessionClosedError,
   InternalError,
 ] as const;

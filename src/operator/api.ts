@@ -8,6 +8,8 @@
 //   GET    /apis/operator.remocal.dev/v1[/namespaces/NS]/targets             the targets in use, with their sessions
 //   GET    /apis/operator.remocal.dev/v1/namespaces/NS/targets/NAME          one target (resolved), with its sessions
 //   GET    /apis/operator.remocal.dev/v1/namespaces/NS/targets/NAME/portforward   (WebSocket) a session's stream
+//   GET    /apis/operator.remocal.dev/v1/namespaces/NS/jobsteps/TEMPLATE/run       (WebSocket) a job step's events;
+//                                                                           its Job lives while the socket does
 //   GET    /apis/operator.remocal.dev/v1/agents                              the shared agents (operator status)
 //   GET    /healthz                                                          liveness, without identity
 //
@@ -16,7 +18,7 @@
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { createWebSocketStream, WebSocketServer } from 'ws';
+import { createWebSocketStream, WebSocketServer, type WebSocket } from 'ws';
 import { isRemocalError, type RemocalError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import { packageVersion } from '../core/paths.js';
@@ -25,6 +27,8 @@ import type { AppliedPolicy } from '../protocol/policy.js';
 import type { AgentPool } from './agents.js';
 import type { Authenticator, Identity } from './identity.js';
 import { NotServedError } from './not-served.js';
+import type { JobSteps } from './job-steps.js';
+import { parseJobStepQuery, type JobStepEvent } from '../protocol/job-step.js';
 import { MAX_CLOSE_REASON_BYTES, SESSION_ENDED_CLOSE_CODE } from '../protocol/contracts.js';
 import { checkPurpose, type ClientStream, type SessionOptions, type SessionRecord, type SessionRegistry } from './sessions.js';
 import type { SubscriptionStats } from '../protocol/shared-agent.js';
@@ -39,6 +43,7 @@ export interface ApiContext<T> {
   sessions: SessionRegistry<T>;
   agents: AgentPool<T>;
   auth: Authenticator;
+  jobSteps: JobSteps;
   log: Logger;
 }
 
@@ -155,6 +160,11 @@ export function createApi<T>(context: ApiContext<T>): { onRequest(request: Incom
     void (async () => {
       const identity = authenticate(request);
       const url = new URL(request.url ?? '/', 'https://operator.invalid');
+      const jobStep = new RegExp(`^${PREFIX.replaceAll('.', '\\.')}/namespaces/([^/]+)/jobsteps/([^/]+)/run$`).exec(url.pathname);
+      if (jobStep !== null) {
+        await runJobStep(identity, decodeURIComponent(jobStep[1]!), decodeURIComponent(jobStep[2]!), url.searchParams, request, socket, head);
+        return;
+      }
       const match = new RegExp(`^${PREFIX.replaceAll('.', '\\.')}/namespaces/([^/]+)/targets/([^/]+)/portforward$`).exec(url.pathname);
       if (match === null) throw new ApiError(404, 'NotFound', `no WebSocket at ${url.pathname}: sessions connect to ${PREFIX}/namespaces/<namespace>/targets/<target>/portforward`);
       const namespace = decodeURIComponent(match[1]!);
@@ -178,6 +188,29 @@ export function createApi<T>(context: ApiContext<T>): { onRequest(request: Incom
       if (!socket.writable) return;
       const body = JSON.stringify(statusBody(apiError));
       socket.end(`HTTP/1.1 ${apiError.status} ${apiError.reason}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+    });
+  };
+
+  /** A job step: refused with a Status before the upgrade, otherwise its events on the socket until the client closes it. */
+  const runJobStep = async (identity: Identity, namespace: string, template: string, query: URLSearchParams, request: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> => {
+    catalog.checkNamespace(namespace);
+    const parsed = parseJobStepQuery(template, query);
+    if ('refused' in parsed) throw new ApiError(400, 'BadRequest', `job step refused: ${parsed.refused}`);
+    const prepared = await context.jobSteps.prepare(identity, namespace, parsed);
+    const ws = await new Promise<WebSocket>((resolve, reject) => {
+      socket.once('close', () => reject(new Error('the client went away before its WebSocket was open')));
+      wss.handleUpgrade(request, socket, head, resolve);
+    });
+    const released = new Promise<void>((resolve) => ws.once('close', () => resolve()));
+    // The client speaks only by closing; anything else it sends is ignored.
+    ws.on('error', () => ws.terminate());
+    const send = (event: JobStepEvent): void => {
+      if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(event));
+    };
+    await prepared.run({ send, released }).catch((error: unknown) => {
+      const apiError = toApiError(error, context.log);
+      send({ type: 'failed', error: { code: apiError.remocal?.code ?? 'REMOCAL_INTERNAL', message: apiError.message, ...(apiError.remocal?.hint === undefined ? {} : { hint: apiError.remocal.hint }) }, logTail: [] });
+      ws.close();
     });
   };
 
@@ -228,6 +261,9 @@ function discovery(): object {
       { name: 'sessions', singularName: 'session', namespaced: true, kind: 'Session', verbs: ['get', 'list', 'delete'], shortNames: ['rms'], categories: ['remocal'] },
       { name: 'targets', singularName: 'target', namespaced: true, kind: 'Target', verbs: ['get', 'list'], categories: ['remocal'] },
       { name: 'targets/portforward', singularName: '', namespaced: true, kind: 'Target', verbs: ['get', 'create'] },
+      // `create` is what an admin grants per template (resourceNames); the run itself is a WebSocket GET.
+      { name: 'jobsteps', singularName: 'jobstep', namespaced: true, kind: 'JobStep', verbs: ['create'], categories: ['remocal'] },
+      { name: 'jobsteps/run', singularName: '', namespaced: true, kind: 'JobStep', verbs: ['get'] },
     ],
   };
 }

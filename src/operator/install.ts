@@ -79,8 +79,10 @@ const operatorRules = [
   { apiGroups: [''], resources: ['pods/portforward'], verbs: ['create', 'get'] },
   { apiGroups: [''], resources: ['services'], verbs: ['get', 'list'] },
   { apiGroups: [''], resources: ['events'], verbs: ['list'] },
+  // The last lines of a job step's log, for its user.
+  { apiGroups: [''], resources: ['pods/log'], verbs: ['get'] },
   { apiGroups: ['apps'], resources: ['deployments', 'statefulsets', 'replicasets'], verbs: ['get', 'list'] },
-  // Agents on a node run as Jobs, which the operator starts, watches and removes.
+  // Agents on a node, and job steps, run as Jobs, which the operator starts, watches and removes.
   { apiGroups: ['batch'], resources: ['jobs'], verbs: ['create', 'delete', 'get', 'list', 'watch'] },
   { apiGroups: ['batch'], resources: ['cronjobs'], verbs: ['get', 'list'] },
   { apiGroups: ['argoproj.io'], resources: ['rollouts'], verbs: ['get', 'list'] },
@@ -95,6 +97,8 @@ const userRules = [
   { apiGroups: [OPERATOR_GROUP], resources: ['targets'], verbs: ['get', 'list'] },
   // `create` for the POST, `get` for the WebSocket upgrade (a GET): RBAC checks one or the other.
   { apiGroups: [OPERATOR_GROUP], resources: ['targets/portforward'], verbs: ['get', 'create'] },
+  // The WebSocket of a job step; which templates a user may run is `create` on jobsteps, granted per template.
+  { apiGroups: [OPERATOR_GROUP], resources: ['jobsteps/run'], verbs: ['get'] },
   // `operator: auto` reads the APIService's Available condition to choose the path.
   { apiGroups: ['apiregistration.k8s.io'], resources: ['apiservices'], resourceNames: [OPERATOR_APISERVICE], verbs: ['get'] },
   // To see what limits them (bound in a namespace, only that namespace's RemocalPolicies).

@@ -16,6 +16,7 @@ import { frontProxyTlsOptions } from './front-proxy.js';
 import { TokenAuthenticator, type Authenticator } from './identity.js';
 import { LocalAgentLauncher } from './local-agents.js';
 import { LocalCatalog } from './local-catalog.js';
+import { NoJobSteps, type JobSteps } from './job-steps.js';
 import { LocalPolicySource } from './policies/local-source.js';
 import { PolicyStore, type PolicySource } from './policies/store.js';
 import { SessionRegistry } from './sessions.js';
@@ -39,6 +40,8 @@ interface Mode<T> {
   tls: Record<string, unknown>;
   /** Where the policies come from: files in local mode, the custom resources in Kubernetes mode. */
   policies: PolicySource | undefined;
+  /** Runs the steps of sessions' actions that run in the cluster. */
+  jobSteps: JobSteps;
   /** Starts what runs beside the server (the ConfigMap reload); given the server, to swap its TLS context. */
   start?(server: Server): void;
   close?(): void;
@@ -51,25 +54,29 @@ function localMode(config: OperatorConfig, log: Logger): Mode<unknown> {
     launcher: new LocalAgentLauncher(config.state_dir, log) as AgentLauncher<unknown>,
     tls: {},
     policies: config.policies.dir === undefined ? undefined : new LocalPolicySource(config.policies.dir, config.policies.reload * 1000, log),
+    jobSteps: new NoJobSteps(),
   };
 }
 
 async function kubernetesMode(config: OperatorConfig, log: Logger, certificate: ServingCertificate): Promise<Mode<unknown>> {
   // Loaded only in this mode: the Kubernetes client is large.
-  const [{ connectKube }, { ReloadingFrontProxyAuthenticator }, { AccessReviewer, KubeCatalog }, { KubeAgentLauncher }, { KubePolicySource }] = await Promise.all([
+  const [{ connectKube }, { ReloadingFrontProxyAuthenticator }, { AccessReviewer, KubeCatalog }, { KubeAgentLauncher }, { KubePolicySource }, { KubeJobSteps }] = await Promise.all([
     import('../platform/kubernetes/api.js'),
     import('./kube-auth.js'),
     import('./kube-catalog.js'),
     import('./kube-agents.js'),
     import('./policies/kube-source.js'),
+    import('./kube-job-steps.js'),
   ]);
   const settings = config.kubernetes;
   const kube = connectKube(settings.kubeconfig === undefined ? { inCluster: true } : { kubeconfig: settings.kubeconfig });
   const auth = await ReloadingFrontProxyAuthenticator.load(kube);
   const agent = settings.agent;
+  const reviewer = new AccessReviewer(kube, log);
   return {
     auth,
-    catalog: new KubeCatalog(kube, new AccessReviewer(kube, log)) as TargetCatalog<unknown>,
+    catalog: new KubeCatalog(kube, reviewer) as TargetCatalog<unknown>,
+    jobSteps: new KubeJobSteps(kube, reviewer, log),
     launcher: new KubeAgentLauncher(kube, {
       placement: {
         image: agent.image ?? `remocal/agent:${packageVersion()}`,
@@ -114,11 +121,16 @@ export async function startOperator(config: OperatorConfig): Promise<RunningOper
   });
   const orphans = await agents.removeOrphans();
   if (orphans.length > 0) log.info({ orphans }, 'ended the agents a previous run left behind');
+  // Not fatal: sessions do not need it, and each step's Job carries a TTL that removes it anyway.
+  await mode.jobSteps.removeOrphans().then(
+    (jobs) => jobs.length > 0 && log.info({ jobs }, 'deleted the job steps a previous run left behind'),
+    (error: unknown) => log.warn({ err: error }, 'could not look for the job steps a previous run left behind'),
+  );
   // Loaded before the first session can open: none may start without the policies that apply to it.
   const policies = new PolicyStore();
   await mode.policies?.start(policies);
   registry = new SessionRegistry(agents, mode.catalog, config.sessions, log, policies);
-  const api = createApi({ sessions: registry, agents, auth: mode.auth, log });
+  const api = createApi({ sessions: registry, agents, auth: mode.auth, jobSteps: mode.jobSteps, log });
   // HTTP/1.1: session streams are WebSockets, which the Kubernetes aggregator too dials over HTTP/1.1.
   const server = createServer({ cert: certificate.cert, key: certificate.key, minVersion: 'TLSv1.2', ...mode.tls }, api.onRequest);
   server.on('upgrade', api.onUpgrade);

@@ -20,6 +20,7 @@ import { TestCertificates } from '../helpers/certificates.js';
 import { installFakeKubelet, portForwardInto, type FakeKubelet } from '../helpers/fake-kubelet.js';
 import { kubeTokens, loadFixture, startFakeKubeApi, type FakeKubeApi, type KubeUser } from '../helpers/kube-api.js';
 import { servePolicies, type FakePolicies } from '../helpers/kube-policies.js';
+import { serveJobs } from '../helpers/kube-jobs.js';
 import { answeredFrom, httpRequest } from '../helpers/net.js';
 import { podIptablesRules } from '../helpers/pod.js';
 import { waitFor } from '../helpers/processes.js';
@@ -103,6 +104,7 @@ before(async () => {
   api = await startFakeKubeApi({ log: () => {}, portForward: (namespace, name, port) => portForwardInto(pod, forwards)(namespace, name, port) });
   kubelet = installFakeKubelet(api, pod, POD, forwards);
   policies = servePolicies(api);
+  serveJobs(api);
   certificates = new TestCertificates();
   certificates.ca('front-proxy-ca');
   certificates.ca('other-ca');
