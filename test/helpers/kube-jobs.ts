@@ -1,5 +1,5 @@
 // The Jobs of a namespace as the fake API server serves them to the operator's job steps: create (validated
-// against the server's OpenAPI types; answered in the shape of the recorded `psa-job-create`), get, delete, the
+// against the server's OpenAPI types; answered with the body and the metadata the server adds), get, delete, the
 // cluster-wide list by label, and what the operator reads beside a Job: its events, its pods, a pod's log. The
 // test decides how each Job goes (`state`), as the Job controller and the kubelet would; nothing else is invented.
 
