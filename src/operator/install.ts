@@ -73,17 +73,21 @@ function installedPolicyCrds(): KubeObject[] {
 
 /** What the operator itself does in the cluster: find targets, start agents next to them, check callers. */
 const operatorRules = [
-  { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch'] },
+  // Copy targets: the operator creates the copy pods and deletes them.
+  { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch', 'create', 'delete'] },
   { apiGroups: [''], resources: ['pods/ephemeralcontainers'], verbs: ['patch'] },
   // `get` for the WebSocket upgrade (a GET) before Kubernetes 1.35, `create` from then on.
   { apiGroups: [''], resources: ['pods/portforward'], verbs: ['create', 'get'] },
   { apiGroups: [''], resources: ['services'], verbs: ['get', 'list'] },
   { apiGroups: [''], resources: ['events'], verbs: ['list'] },
-  { apiGroups: ['apps'], resources: ['deployments', 'statefulsets', 'replicasets'], verbs: ['get', 'list'] },
+  // `patch`: the scale-down annotation of copy targets, which outlives the operator.
+  { apiGroups: ['apps'], resources: ['deployments', 'statefulsets', 'replicasets'], verbs: ['get', 'list', 'patch'] },
+  { apiGroups: ['apps'], resources: ['deployments/scale', 'statefulsets/scale', 'replicasets/scale'], verbs: ['get', 'update', 'patch'] },
   // Agents on a node run as Jobs, which the operator starts, watches and removes.
   { apiGroups: ['batch'], resources: ['jobs'], verbs: ['create', 'delete', 'get', 'list', 'watch'] },
   { apiGroups: ['batch'], resources: ['cronjobs'], verbs: ['get', 'list'] },
-  { apiGroups: ['argoproj.io'], resources: ['rollouts'], verbs: ['get', 'list'] },
+  { apiGroups: ['argoproj.io'], resources: ['rollouts'], verbs: ['get', 'list', 'patch'] },
+  { apiGroups: ['argoproj.io'], resources: ['rollouts/scale'], verbs: ['get', 'update', 'patch'] },
   { apiGroups: ['authorization.k8s.io'], resources: ['subjectaccessreviews'], verbs: ['create'] },
   // It enforces the policies that apply to each session, and follows their changes.
   { apiGroups: [POLICY_GROUP], resources: policyResources, verbs: ['get', 'list', 'watch'] },
@@ -93,6 +97,7 @@ const operatorRules = [
 const userRules = [
   { apiGroups: [OPERATOR_GROUP], resources: ['sessions'], verbs: ['get', 'list', 'delete'] },
   { apiGroups: [OPERATOR_GROUP], resources: ['targets'], verbs: ['get', 'list'] },
+  { apiGroups: [OPERATOR_GROUP], resources: ['copytargets'], verbs: ['get', 'list'] },
   // `create` for the POST, `get` for the WebSocket upgrade (a GET): RBAC checks one or the other.
   { apiGroups: [OPERATOR_GROUP], resources: ['targets/portforward'], verbs: ['get', 'create'] },
   // `operator: auto` reads the APIService's Available condition to choose the path.
