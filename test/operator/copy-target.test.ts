@@ -7,6 +7,9 @@ import { after, before, beforeEach, describe, it } from 'node:test';
 import { createLogger } from '../../src/core/log.js';
 import { connectKube, type Kube } from '../../src/platform/kubernetes/api.js';
 import { parseTarget, type KubernetesTarget } from '../../src/platform/target.js';
+import { prepareSession } from '../../src/platform/platforms.js';
+import { createApi } from '../../src/operator/api.js';
+import type { SessionRegistry } from '../../src/operator/sessions.js';
 import { ADOPTION_LABELS, IDLE_COMMAND } from '../../src/operator/copy-spec.js';
 import { CopyTargets, parseHolder, SCALED_DOWN_ANNOTATION } from '../../src/operator/copy-targets.js';
 import { checkCopyBlocks } from '../../src/operator/sessions.js';
@@ -213,5 +216,39 @@ describe('policies and requests', () => {
     assert.equal(parseCopyTargetRequest(JSON.stringify({ excludeContainers: Array.from({ length: 65 }, (_, index) => `c${index}`) })).ok, false);
     assert.equal(parseCopyTargetRequest('x'.repeat(9000)).ok, false);
     assert.equal(parseCopyTargetRequest('[]').ok, false);
+  });
+});
+
+describe('where copies are not made, and how they show', () => {
+  const request = { redirects: false, files: 'off' as const, logLevel: 'info', startupTimeoutMs: 1000, onStep: () => ({ done: () => {} }), onNote: () => {} };
+  const platforms = (use: boolean | 'auto') => ({
+    kubernetes: { kube: { kubeconfig: api.kubeconfig('admin') }, agent: {} } as never,
+    operator: { use, url: undefined, token: undefined, caFile: undefined },
+    copyTarget: defaults,
+  });
+
+  it('a host\'s target, or operator: false, refuses copy_target in words', async () => {
+    await assert.rejects(prepareSession(parseTarget('pid/1'), platforms('auto'), request), { code: 'REMOCAL_COPY_TARGET_UNSUPPORTED', message: /pid\/1 is a target on a host/ });
+    await assert.rejects(prepareSession(parseTarget('deployment/orders'), platforms(false), request), { code: 'REMOCAL_COPY_TARGET_UNSUPPORTED', message: /without the operator/ });
+  });
+
+  it('copytargets lists the copies, as a Table for kubectl', async () => {
+    const record = { name: 'orders-copy-abcde', namespace: 'shop', session: 's70', owner: 'dev-alice', source: 'deployment/orders', scaledDown: true, phase: 'Running', createdAt: Date.now() };
+    const sessions = { catalog: { checkNamespace: () => {} }, copies: () => [record] } as unknown as SessionRegistry<unknown>;
+    const served = createApi({ sessions, agents: {} as never, auth: { authenticate: () => ({ ok: true, identity: { user: 'dev-alice', groups: [], extra: {}, admin: false } }) } as never, log });
+    const ask = (path: string, accept = 'application/json') =>
+      new Promise<Json>((resolve) => {
+        const response = { headersSent: false, writeHead: () => response, end: (text: string) => resolve(JSON.parse(text) as Json) };
+        served.onRequest({ method: 'GET', url: path, headers: { accept } } as never, response as never);
+      });
+    const table = await ask('/apis/operator.remocal.dev/v1/namespaces/shop/copytargets', 'application/json;as=Table;v=v1;g=meta.k8s.io');
+    assert.equal(table.kind, 'Table');
+    assert.deepEqual(table.rows[0].cells.slice(0, 6), ['orders-copy-abcde', 'deployment/orders', 's70', 'dev-alice', true, 'Running']);
+    const list = await ask('/apis/operator.remocal.dev/v1/copytargets');
+    assert.equal(list.items[0].spec.source, 'deployment/orders');
+    const discovery = await ask('/apis/operator.remocal.dev/v1');
+    const resource = discovery.resources.find((entry: Json) => entry.name === 'copytargets');
+    // No list+watch+delete together: the garbage collector would then watch it cluster-wide.
+    assert.deepEqual(resource.verbs, ['get', 'list']);
   });
 });
