@@ -13,7 +13,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { ApiException, ApiextensionsV1Api, AppsV1Api, CoreV1Api, CustomObjectsApi, KubeConfig, KubernetesObjectApi, type KubernetesObject } from '@kubernetes/client-node';
+import { ApiException, ApiextensionsV1Api, AppsV1Api, BatchV1Api, CoreV1Api, CustomObjectsApi, KubeConfig, KubernetesObjectApi, type KubernetesObject } from '@kubernetes/client-node';
 import { POLICY_BLOCKED, POLICY_GROUP, POLICY_VERSION } from '../src/protocol/policy.js';
 import { operatorInstallObjects, operatorServiceNames, OPERATOR_APISERVICE } from '../src/operator/install.js';
 import { POLICY_RESOURCES } from '../src/operator/policy-crd.js';
@@ -33,6 +33,7 @@ const config = new KubeConfig();
 config.loadFromDefault();
 const core = config.makeApiClient(CoreV1Api);
 const apps = config.makeApiClient(AppsV1Api);
+const batch = config.makeApiClient(BatchV1Api);
 const objects = KubernetesObjectApi.makeApiClient(config);
 const extensions = config.makeApiClient(ApiextensionsV1Api);
 const custom = config.makeApiClient(CustomObjectsApi);
@@ -227,5 +228,45 @@ describe(`the operator on a real cluster (namespace ${namespace})`, { skip: oper
     } finally {
       await custom.deleteNamespacedCustomObject({ group: POLICY_GROUP, version: POLICY_VERSION, namespace, plural: policyPlural, name });
     }
+  });
+
+  // Copy targets: a Job whose pod has completed is copied (its command ends, so the copy idles) and `exec` runs
+  // against the copy; then a scale_down round trip on deployment/target.
+  it('copies a Job whose pod has completed, runs exec against the copy, and deletes the copy at the end', async () => {
+    await batch.createNamespacedJob({
+      namespace,
+      body: {
+        metadata: { name: 'done' },
+        spec: { backoffLimit: 0, template: { spec: { restartPolicy: 'Never', containers: [{ name: 'app', image: agentImage, env: [{ name: 'GREETING', value: 'from-the-job' }], command: ['node', '-e', 'process.exit(0)'] }] } } },
+      },
+    });
+    await until(async () => ((await batch.readNamespacedJob({ name: 'done', namespace })).status?.succeeded ?? 0) >= 1, 'job/done to complete', 180_000);
+    const dir = developer('copier');
+    writeFileSync(join(dir, '.remocal', 'config.json'), JSON.stringify({ operator: true, target: { namespace }, agent: { image: agentImage, startup_timeout: 120 }, feature: { copy_target: true } }));
+    const result = await runRemocal(['exec', '-t', 'job/done', '--', process.execPath, '-e', 'console.log(JSON.stringify({ greeting: process.env.GREETING }))'], { cwd: dir, timeoutMs: 300_000 });
+    assert.equal(result.code, 0, result.stderr);
+    assert.deepEqual(lastJson(result), { greeting: 'from-the-job' });
+    assert.match(result.stderr, /copy/);
+    await until(async () => (await core.listNamespacedPod({ namespace, labelSelector: 'remocal.dev/copy-of=job.done' })).items.length === 0, 'the copy to be deleted', 120_000);
+  });
+
+  it('scale_down takes deployment/target to 0 for the session, and back to 1 after it', async () => {
+    const dir = developer('scaler');
+    writeFileSync(join(dir, '.remocal', 'config.json'), JSON.stringify({ operator: true, target: { namespace }, agent: { image: agentImage, startup_timeout: 120 }, feature: { copy_target: { enabled: true, scale_down: true } } }));
+    const run = startRemocal(['exec', '-t', 'deployment/target', '--', process.execPath, join(project.dir, 'app.mjs'), 'serve', 'copy'], { cwd: dir, timeoutMs: 400_000 });
+    let stdout = '';
+    run.child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    try {
+      await waitFor(() => stdout.includes('"listening":true') || undefined, 'the session on the copy', 300_000);
+      const scaled = await apps.readNamespacedDeployment({ name: 'target', namespace });
+      assert.equal(scaled.spec?.replicas, 0);
+      assert.match(scaled.metadata?.annotations?.['remocal.dev/scaled-down-by'] ?? '', /"replicas":1/);
+    } finally {
+      run.child.kill('SIGTERM');
+      await run.done;
+    }
+    await until(async () => (await apps.readNamespacedDeployment({ name: 'target', namespace })).spec?.replicas === 1, 'deployment/target back at 1 replica', 120_000);
+    const restored = await apps.readNamespacedDeployment({ name: 'target', namespace });
+    assert.equal(restored.metadata?.annotations?.['remocal.dev/scaled-down-by'], undefined);
   });
 });

@@ -1,6 +1,7 @@
 // The subcommands. Each parses its flags and hands a plain request to the component that does the work.
 
 import { Command, Option } from 'commander';
+import type { CopyTargetRequest } from '../protocol/copy-target.js';
 import {
   configFlags,
   formatVerifyReport,
@@ -155,8 +156,15 @@ function sessionRequest(options: ExecFlags, cmd: Command): Omit<ExecRequest, 'co
     platforms: {
       kubernetes: kubernetesSettings(config),
       operator: { use: config.operator, url: config.local_operator.url, token: config.local_operator.token, caFile: config.local_operator.ca_file },
+      copyTarget: copyTargetRequest(config.feature.copy_target),
     },
   };
+}
+
+/** What the operator is asked to copy; undefined when the session runs against the target itself. */
+function copyTargetRequest(copy: RemocalConfig['feature']['copy_target']): CopyTargetRequest | undefined {
+  if (!copy.enabled) return undefined;
+  return { scaleDown: copy.scale_down, excludeContainers: copy.exclude_containers, excludeInitContainers: copy.exclude_init_containers, command: copy.command, keepLabels: copy.keep_labels };
 }
 
 /** The filter as the protocol carries it; null when none is set (then a steal takes whole connections). */

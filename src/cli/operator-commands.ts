@@ -12,9 +12,15 @@ interface PortItem {
   overlaps?: { session: string; owner: string; request: string }[];
 }
 
+/** The target as asked, and, for a session on a copy, the copy it runs against. */
+function targetCell(item: SessionItem): string {
+  const copy = item.spec.copy;
+  return copy === undefined ? item.spec.target : `${item.spec.target} (copy pod/${copy.pod}${copy.scaledDown ? ', scaled down' : ''})`;
+}
+
 interface SessionItem {
   metadata: { name: string; creationTimestamp: string | null };
-  spec: { owner: string; target: string };
+  spec: { owner: string; target: string; copy?: { pod: string; scaledDown: boolean } };
   status: { phase: string; lastActivity: string | null; routedRequests: number; ports: PortItem[]; closeReason: string | null };
 }
 
@@ -214,7 +220,7 @@ export function registerOperatorCommands(program: Command, addConfigFlags: (comm
       }
       const rows = [['ID', 'OWNER', 'TARGET', 'PHASE', 'PORTS', 'ROUTED', 'ACTIVE', 'AGE', ...(all ? ['CLOSED BECAUSE'] : [])]];
       for (const item of items) {
-        rows.push([item.metadata.name, item.spec.owner, item.spec.target, item.status.phase, formatPorts(item), String(item.status.routedRequests), `${age(item.status.lastActivity)} ago`, age(item.metadata.creationTimestamp), ...(all ? [item.status.closeReason ?? '-'] : [])]);
+        rows.push([item.metadata.name, item.spec.owner, targetCell(item), item.status.phase, formatPorts(item), String(item.status.routedRequests), `${age(item.status.lastActivity)} ago`, age(item.metadata.creationTimestamp), ...(all ? [item.status.closeReason ?? '-'] : [])]);
       }
       process.stdout.write(table(rows) + portsView(items));
     });

@@ -22,6 +22,7 @@ import {
   targetPath,
   targetPathString,
 } from './value-types.js';
+import { COPY_COMMANDS } from '../protocol/copy-target.js';
 
 const INCOMING_MODES = ['mirror', 'steal', 'off'] as const;
 const FS_MODES = ['local', 'localwithoverrides', 'read', 'write'] as const;
@@ -392,13 +393,52 @@ const network = group({
   },
 });
 
+const copyTarget = group({
+  description:
+    'Run the session against a copy of the target rather than the target itself: the operator creates a pod from the ' +
+    "target's pod template (probes removed), runs the session's agent there, and deletes the copy when the session " +
+    'ends. For a Job that has finished, a Deployment whose pods crash, or a target the team must not touch. Needs the ' +
+    'operator on Kubernetes (docs/operator.md, "Copy target"). `true` is the short form of `{ "enabled": true }`.',
+  shorthand: {
+    schema: z.boolean(),
+    expand: (enabled) => ({ enabled }),
+    description: '`"copy_target": true` copies the target with the defaults.',
+  },
+  children: {
+    enabled: option({ schema: z.boolean(), default: false, description: 'Run against a copy of the target.' }),
+    scale_down: option({
+      schema: z.boolean(),
+      default: false,
+      description:
+        'Scale the workload (deployment, statefulset, rollout) to 0 replicas for the session, so only the copy serves; ' +
+        'it gets its old replica count back when the session ends, also after an operator restart. One session per workload.',
+    }),
+    exclude_containers: option({ schema: z.array(z.string().min(1)).max(64), default: [], description: 'Containers of the pod template the copy goes without (a sidecar that must not run twice).' }),
+    exclude_init_containers: option({ schema: z.array(z.string().min(1)).max(64), default: [], description: 'Init containers of the pod template the copy goes without.' }),
+    command: option({
+      schema: z.enum(COPY_COMMANDS),
+      default: 'auto',
+      description:
+        "What the copy's containers run: `keep` their own command, `idle` (a shell that sleeps: the image needs `sh`), " +
+        'or `auto`: idle for a job or cronjob (their command ends) and when the target\'s pods crash, kept otherwise.',
+    }),
+    keep_labels: option({
+      schema: z.boolean(),
+      default: true,
+      description:
+        "Give the copy the target's labels (less those a controller adopts pods by, such as `pod-template-hash`), so " +
+        "the target's Services send it its share of the traffic. `false`: only remocal's labels, and no Service traffic.",
+    }),
+  },
+});
+
 const feature = group({
   description: 'What of the target the process gets: environment, files, network.',
   children: {
     env,
     fs,
     network,
-    copy_target: mirrordOnly('Run against a copy of the target (operator).'),
+    copy_target: copyTarget,
     hostname: mirrordOnly("Report the target's hostname."),
     split_queues: mirrordOnly('Split message queues between sessions (operator).'),
     db_branches: mirrordOnly('Database branches (operator).'),

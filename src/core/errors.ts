@@ -111,6 +111,17 @@ export class PortTakenError extends defineError(
   'Another session took the port over (on_concurrent_steal: override). Ask its owner, or steal with an HTTP filter of your own.',
 ) {}
 
+export class CopyTargetHeldError extends defineError(
+  'REMOCAL_COPY_TARGET_HELD',
+  'user',
+  'Only one session at a time may scale a workload down: wait for it to end, ask its owner, or copy the target without `scale_down`.',
+) {}
+export class CopyTargetUnsupportedError extends defineError(
+  'REMOCAL_COPY_TARGET_UNSUPPORTED',
+  'user',
+  '`feature.copy_target` needs the remocal operator on Kubernetes (`operator: true` or `auto` with the operator installed): see docs/operator.md.',
+) {}
+
 // --- config: the configuration is wrong --------------------------------------------------------------
 export class ConfigError extends defineError('REMOCAL_CONFIG_INVALID', 'config', 'Run `remocal verify-config` to check the file.') {}
 export class ConfigNotFoundError extends defineError('REMOCAL_CONFIG_NOT_FOUND', 'config') {}
@@ -160,6 +171,11 @@ export class OperatorUnavailableError extends defineError(
   'remote',
   'Check that the operator runs (`remocal operator status`), or set `operator: false` to reach the target directly.',
 ) {}
+export class CopyTargetFailedError extends defineError(
+  'REMOCAL_COPY_TARGET_FAILED',
+  'remote',
+  'See the copy with `kubectl describe pod <copy> -n <namespace>`; fix its template (image, node selector, resources), or run against the target itself.',
+) {}
 export class SessionClosedError extends defineError('REMOCAL_SESSION_CLOSED', 'remote', 'Run the command again to start a new session.') {}
 export class JobStepFailedError extends defineError('REMOCAL_JOB_STEP_FAILED', 'remote') {}
 
@@ -199,6 +215,9 @@ export const errorCatalog = [
   PortTakenError,
   OperatorUnauthorizedError,
   OperatorUnavailableError,
+  CopyTargetHeldError,
+  CopyTargetUnsupportedError,
+  CopyTargetFailedError,
   JobStepFailedError,
   SessionClosedError,
   InternalError,

@@ -10,6 +10,8 @@
 //   GET    /apis/operator.remocal.dev/v1/namespaces/NS/targets/NAME/portforward   (WebSocket) a session's stream
 //   GET    /apis/operator.remocal.dev/v1/namespaces/NS/jobsteps/TEMPLATE/run       (WebSocket) a job step's events;
 //                                                                           its Job lives while the socket does
+//   GET    /apis/operator.remocal.dev/v1[/namespaces/NS]/copytargets         the copies of copy-target sessions, or a Table
+//   GET    /apis/operator.remocal.dev/v1/namespaces/NS/copytargets/NAME      one copy (NAME is the copy pod's)
 //   GET    /apis/operator.remocal.dev/v1/agents                              the shared agents (operator status)
 //   GET    /healthz                                                          liveness, without identity
 //
@@ -33,6 +35,8 @@ import { MAX_CLOSE_REASON_BYTES, SESSION_ENDED_CLOSE_CODE } from '../protocol/co
 import { checkPurpose, type ClientStream, type SessionOptions, type SessionRecord, type SessionRegistry } from './sessions.js';
 import type { SubscriptionStats } from '../protocol/shared-agent.js';
 import { targetFromResourceName, targetResourceName } from '../platform/operator/target-names.js';
+import { COPY_TARGET_PARAM, parseCopyTargetRequest, type CopyTargetRequest } from '../protocol/copy-target.js';
+import type { CopyRecord } from './copy-targets.js';
 
 export const API_GROUP = 'operator.remocal.dev';
 export const API_VERSION = 'v1';
@@ -146,10 +150,25 @@ export function createApi<T>(context: ApiContext<T>): { onRequest(request: Incom
     if (resource === 'targets' && method === 'GET' && sub === undefined) {
       if (name === undefined) return { status: 200, body: targetList(context.sessions.list().filter(inScope)) };
       const target = parseTargetName(name, url.searchParams.get('container'));
+      const copy = copyOf(url);
+      if (copy !== undefined) {
+        // Nothing is copied yet: the answer says whether the copy may be made, and the policies its session would meet.
+        const { policies } = await context.sessions.checkCopy(identity, namespace!, target, copy);
+        checkPurpose(policies, purposeOf(url), target);
+        const description = `a copy of ${formatTarget(target)}, made when the session starts${copy.scaleDown ? `, with ${formatTarget(target)} scaled down meanwhile` : ''}`;
+        return { status: 200, body: targetObject(target, description, true, [], policies) };
+      }
       const { resolved, policies } = await context.sessions.policiesFor(identity, namespace!, target);
       // Asked before a session starts, so that a refused one is refused before anything runs.
       checkPurpose(policies, purposeOf(url), target);
       return { status: 200, body: targetObject(target, resolved.description, resolved.hasProcess, context.sessions.list().filter(inScope), policies) };
+    }
+    if (resource === 'copytargets' && method === 'GET' && sub === undefined) {
+      const copies = context.sessions.copies().filter((copy) => namespace === undefined || copy.namespace === namespace);
+      if (name === undefined) return { status: 200, body: wantsTable(accept) ? copyTable(copies) : copyList(copies) };
+      const found = copies.find((copy) => copy.name === name);
+      if (found === undefined) throw new ApiError(404, 'NotFound', `copytargets "${name}" not found`);
+      return { status: 200, body: copyObject(found) };
     }
     if (resource === 'targets' && sub === 'portforward') throw new ApiError(400, 'BadRequest', 'portforward is a WebSocket: send the GET with `Upgrade: websocket`');
     throw new ApiError(404, 'NotFound', `the operator has no ${method} ${url.pathname}`);
@@ -172,7 +191,7 @@ export function createApi<T>(context: ApiContext<T>): { onRequest(request: Incom
       const target = parseTargetName(decodeURIComponent(match[2]!), url.searchParams.get('container'));
       const files = url.searchParams.get('files') ?? 'read';
       if (files !== 'off' && files !== 'read' && files !== 'write') throw new ApiError(400, 'BadRequest', `files must be off, read or write, not ${JSON.stringify(files)}`);
-      await context.sessions.open(identity, namespace, target, { files, purpose: purposeOf(url) }, () => new Promise<ClientStream>((resolve, reject) => {
+      await context.sessions.open(identity, namespace, target, { files, purpose: purposeOf(url), copy: copyOf(url) }, () => new Promise<ClientStream>((resolve, reject) => {
         // A request ws refuses (a bad Sec-WebSocket-Key, say) is answered and closed without the callback: the
         // session must not wait for it.
         socket.once('close', () => reject(new Error('the client went away before its WebSocket was open')));
@@ -239,6 +258,15 @@ function purposeOf(url: URL): SessionOptions['purpose'] {
   return purpose;
 }
 
+/** The copy-target request (`?copy=`), read as hostile input: bounded and checked field by field. */
+function copyOf(url: URL): CopyTargetRequest | undefined {
+  const text = url.searchParams.get(COPY_TARGET_PARAM);
+  if (text === null) return undefined;
+  const parsed = parseCopyTargetRequest(text);
+  if (!parsed.ok) throw new ApiError(400, 'BadRequest', `bad ${COPY_TARGET_PARAM} parameter: ${parsed.error}`);
+  return parsed.value;
+}
+
 function parseTargetName(name: string, container: string | null): Target {
   const target = targetFromResourceName(name, container);
   if (target === null) {
@@ -264,6 +292,8 @@ function discovery(): object {
       // `create` is what an admin grants per template (resourceNames); the run itself is a WebSocket GET.
       { name: 'jobsteps', singularName: 'jobstep', namespaced: true, kind: 'JobStep', verbs: ['create'], categories: ['remocal'] },
       { name: 'jobsteps/run', singularName: '', namespaced: true, kind: 'JobStep', verbs: ['get'] },
+      // Read-only: a copy goes with its session (`remocal session kill` ends both); no watch, for the same reason as sessions.
+      { name: 'copytargets', singularName: 'copytarget', namespaced: true, kind: 'CopyTarget', verbs: ['get', 'list'], shortNames: ['rmct'], categories: ['remocal'] },
     ],
   };
 }
@@ -277,7 +307,7 @@ function sessionObject(record: SessionRecord): object {
     apiVersion: GROUP_VERSION,
     kind: 'Session',
     metadata: { name: record.id, namespace: record.namespace, creationTimestamp: iso(record.startedAt) },
-    spec: { owner: record.owner, target: record.target, resolvedTo: record.resolvedTo, files: record.files, policies: record.policies },
+    spec: { owner: record.owner, target: record.target, resolvedTo: record.resolvedTo, files: record.files, policies: record.policies, ...(record.copy === undefined ? {} : { copy: record.copy }) },
     status: {
       phase: record.phase,
       readyAt: iso(record.readyAt),
@@ -358,5 +388,41 @@ function agentList<T>(agents: AgentPool<T>): object {
     metadata: {},
     version: packageVersion(),
     items: agents.running().map((agent) => ({ target: agent.key, agent: agent.description, startedAt: iso(agent.startedAt), sessions: agent.users })),
+  };
+}
+
+function copyObject(copy: CopyRecord): object {
+  return {
+    apiVersion: GROUP_VERSION,
+    kind: 'CopyTarget',
+    metadata: { name: copy.name, namespace: copy.namespace, creationTimestamp: iso(copy.createdAt) },
+    spec: { source: copy.source, session: copy.session, owner: copy.owner, scaleDown: copy.scaledDown },
+    status: { phase: copy.phase },
+  };
+}
+
+function copyList(copies: CopyRecord[]): object {
+  return { apiVersion: GROUP_VERSION, kind: 'CopyTargetList', metadata: {}, items: copies.map(copyObject) };
+}
+
+/** `kubectl get copytargets`: the copy pod, what it copies, for whom, and whether the original is scaled down. */
+function copyTable(copies: CopyRecord[]): object {
+  return {
+    kind: 'Table',
+    apiVersion: 'meta.k8s.io/v1',
+    metadata: {},
+    columnDefinitions: [
+      { name: 'Name', type: 'string', format: 'name', description: 'The copy pod' },
+      { name: 'Source', type: 'string', description: 'What it is a copy of' },
+      { name: 'Session', type: 'string', description: 'The session it belongs to' },
+      { name: 'Owner', type: 'string', description: 'Who opened the session' },
+      { name: 'Scaled-Down', type: 'boolean', description: 'Whether the source is scaled to 0 meanwhile' },
+      { name: 'Phase', type: 'string', description: 'Creating, Pending (…), Running or Deleting' },
+      { name: 'Age', type: 'string', description: 'Since the copy was made' },
+    ],
+    rows: copies.map((copy) => ({
+      cells: [copy.name, copy.source, copy.session, copy.owner, copy.scaledDown, copy.phase, iso(copy.createdAt)],
+      object: { kind: 'PartialObjectMetadata', apiVersion: 'meta.k8s.io/v1', metadata: { name: copy.name, namespace: copy.namespace, creationTimestamp: iso(copy.createdAt) } },
+    })),
   };
 }

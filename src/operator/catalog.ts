@@ -3,7 +3,9 @@
 // the target to what its agent is started with. Checked before the target is resolved, so a refused user
 // learns nothing about the target either.
 
-import type { Target } from '../platform/target.js';
+import type { CopyTargetRequest } from '../protocol/copy-target.js';
+import type { KubernetesTarget, Target } from '../platform/target.js';
+import type { CopyRecord } from './copy-targets.js';
 import type { Identity } from './identity.js';
 
 export interface ResolvedForSession<T> {
@@ -20,11 +22,30 @@ export interface ResolvedForSession<T> {
   labels: Record<string, string>;
 }
 
+/** A copy the catalog made for one session: the session runs against it, and it goes with the session. */
+export interface CopyForSession<T> {
+  resolved: ResolvedForSession<T>;
+  record: CopyRecord;
+  /** Deletes the copy and scales the workload back; idempotent, never throws. */
+  release(): Promise<void>;
+}
+
+/** Copy targets (Kubernetes mode only): sessions that run against a copy of their target. */
+export interface CopyCatalog<T> {
+  /** The target's names and its pod template's labels, to choose the policies that decide whether it may be copied. */
+  scopeOf(namespace: string, target: KubernetesTarget): Promise<{ names: string[]; labels: Record<string, string> }>;
+  create(session: { id: string; owner: string }, namespace: string, target: KubernetesTarget, request: CopyTargetRequest): Promise<CopyForSession<T>>;
+  /** The copies that exist now, being created included. */
+  list(): CopyRecord[];
+}
+
 export interface TargetCatalog<T> {
+  /** Present when the catalog can copy targets; a session asking for a copy elsewhere is refused in words. */
+  readonly copies?: CopyCatalog<T> | undefined;
   /** `local` in local mode; the cluster's namespaces in Kubernetes mode. Throws a 404 for one it does not serve. */
   checkNamespace(namespace: string): void;
   /** Throws an OperatorForbiddenError when `identity` may not open sessions on `target` in `namespace`. */
-  authorize(identity: Identity, namespace: string, target: Target): Promise<void>;
+  authorize(identity: Identity, namespace: string, target: Target, options?: { copy?: boolean }): Promise<void>;
   resolve(namespace: string, target: Target): Promise<ResolvedForSession<T>>;
   /** Whether `identity` may end sessions that are not theirs in `namespace`. */
   mayEndOthers(identity: Identity, namespace: string): Promise<boolean>;

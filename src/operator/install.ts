@@ -73,7 +73,8 @@ function installedPolicyCrds(): KubeObject[] {
 
 /** What the operator itself does in the cluster: find targets, start agents next to them, check callers. */
 const operatorRules = [
-  { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch'] },
+  // Copy targets: the operator creates the copy pods and deletes them.
+  { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch', 'create', 'delete'] },
   { apiGroups: [''], resources: ['pods/ephemeralcontainers'], verbs: ['patch'] },
   // `get` for the WebSocket upgrade (a GET) before Kubernetes 1.35, `create` from then on.
   { apiGroups: [''], resources: ['pods/portforward'], verbs: ['create', 'get'] },
@@ -81,11 +82,14 @@ const operatorRules = [
   { apiGroups: [''], resources: ['events'], verbs: ['list'] },
   // The last lines of a job step's log, for its user.
   { apiGroups: [''], resources: ['pods/log'], verbs: ['get'] },
-  { apiGroups: ['apps'], resources: ['deployments', 'statefulsets', 'replicasets'], verbs: ['get', 'list'] },
+  // `patch`: the scale-down annotation of copy targets, which outlives the operator.
+  { apiGroups: ['apps'], resources: ['deployments', 'statefulsets', 'replicasets'], verbs: ['get', 'list', 'patch'] },
+  { apiGroups: ['apps'], resources: ['deployments/scale', 'statefulsets/scale', 'replicasets/scale'], verbs: ['get', 'update', 'patch'] },
   // Agents on a node, and job steps, run as Jobs, which the operator starts, watches and removes.
   { apiGroups: ['batch'], resources: ['jobs'], verbs: ['create', 'delete', 'get', 'list', 'watch'] },
   { apiGroups: ['batch'], resources: ['cronjobs'], verbs: ['get', 'list'] },
-  { apiGroups: ['argoproj.io'], resources: ['rollouts'], verbs: ['get', 'list'] },
+  { apiGroups: ['argoproj.io'], resources: ['rollouts'], verbs: ['get', 'list', 'patch'] },
+  { apiGroups: ['argoproj.io'], resources: ['rollouts/scale'], verbs: ['get', 'update', 'patch'] },
   { apiGroups: ['authorization.k8s.io'], resources: ['subjectaccessreviews'], verbs: ['create'] },
   // It enforces the policies that apply to each session, and follows their changes.
   { apiGroups: [POLICY_GROUP], resources: policyResources, verbs: ['get', 'list', 'watch'] },
@@ -95,6 +99,7 @@ const operatorRules = [
 const userRules = [
   { apiGroups: [OPERATOR_GROUP], resources: ['sessions'], verbs: ['get', 'list', 'delete'] },
   { apiGroups: [OPERATOR_GROUP], resources: ['targets'], verbs: ['get', 'list'] },
+  { apiGroups: [OPERATOR_GROUP], resources: ['copytargets'], verbs: ['get', 'list'] },
   // `create` for the POST, `get` for the WebSocket upgrade (a GET): RBAC checks one or the other.
   { apiGroups: [OPERATOR_GROUP], resources: ['targets/portforward'], verbs: ['get', 'create'] },
   // The WebSocket of a job step; which templates a user may run is `create` on jobsteps, granted per template.

@@ -9,7 +9,8 @@ import type { Logger } from '../core/log.js';
 import type { Kube } from '../platform/kubernetes/api.js';
 import { resolveKubeTarget, type ResolvedPod } from '../platform/kubernetes/resolve.js';
 import { formatTarget, type KubernetesKind, type Target } from '../platform/target.js';
-import type { ResolvedForSession, TargetCatalog } from './catalog.js';
+import type { CopyCatalog, ResolvedForSession, TargetCatalog } from './catalog.js';
+import type { CopyTargets } from './copy-targets.js';
 import type { Identity } from './identity.js';
 import { NotServedError } from './not-served.js';
 
@@ -83,23 +84,57 @@ export function targetNames(asked: Target, resolved: ResolvedPod): string[] {
   return [...names];
 }
 
+/** The copies a KubeCatalog makes, through CopyTargets: the copy pod is the session's target, with its own agent. */
+function copyCatalog(copies: CopyTargets): CopyCatalog<ResolvedPod> {
+  return {
+    async scopeOf(namespace, target) {
+      const source = await copies.source(namespace, target);
+      return { names: [formatTarget(target), `${source.kind}/${source.name}`], labels: { ...(source.template.metadata?.labels ?? {}) } };
+    },
+    async create(session, namespace, target, request) {
+      const created = await copies.create(session, namespace, target, request);
+      const { resolved } = created;
+      return {
+        resolved: {
+          // Its own agent: sessions on a copy are never joined to the original's, nor to another session's copy.
+          agentKey: `${namespace}/${resolved.podName}/${resolved.container}`,
+          target: resolved,
+          description: resolved.description,
+          hasProcess: true,
+          names: [formatTarget(target), ...created.names],
+          labels: created.labels,
+        },
+        record: created.record,
+        release: created.release,
+      };
+    },
+    list: () => copies.list(),
+  };
+}
+
 export class KubeCatalog implements TargetCatalog<ResolvedPod> {
+  readonly copies: CopyCatalog<ResolvedPod> | undefined;
+
   constructor(
     private readonly kube: Kube,
     private readonly reviewer: AccessReviewer,
-  ) {}
+    copies?: CopyTargets,
+  ) {
+    this.copies = copies === undefined ? undefined : copyCatalog(copies);
+  }
 
   checkNamespace(namespace: string): void {
     if (!NAMESPACE.test(namespace)) throw new NotServedError(`"${namespace}" is not a namespace name`, 400);
   }
 
-  async authorize(identity: Identity, namespace: string, target: Target): Promise<void> {
+  async authorize(identity: Identity, namespace: string, target: Target, options: { copy?: boolean } = {}): Promise<void> {
     if (target.platform !== 'kubernetes') {
       throw new OperatorForbiddenError(`This operator serves the cluster's workloads, not ${formatTarget(target)}, a target on some host.`, {
         hint: 'A host\'s targets go through a local-mode operator on that host (local_operator.url).',
       });
     }
-    if (target.kind === 'targetless' || target.kind === 'cronjob') {
+    // A copy of a CronJob is a pod from its job template, which does run.
+    if (target.kind === 'targetless' || (target.kind === 'cronjob' && options.copy !== true)) {
       throw new OperatorForbiddenError(`Sessions on ${target.kind === 'targetless' ? 'targetless' : 'a cronjob'} are not shared through the operator: there is no running pod to share.`, {
         hint: 'Run it with `operator: false`: a session of its own, with its own agent.',
       });

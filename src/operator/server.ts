@@ -58,24 +58,29 @@ function localMode(config: OperatorConfig, log: Logger): Mode<unknown> {
   };
 }
 
-async function kubernetesMode(config: OperatorConfig, log: Logger, certificate: ServingCertificate): Promise<Mode<unknown>> {
+async function kubernetesMode(config: OperatorConfig, log: Logger, certificate: ServingCertificate, isLive: (session: string) => boolean): Promise<Mode<unknown>> {
   // Loaded only in this mode: the Kubernetes client is large.
-  const [{ connectKube }, { ReloadingFrontProxyAuthenticator }, { AccessReviewer, KubeCatalog }, { KubeAgentLauncher }, { KubePolicySource }, { KubeJobSteps }] = await Promise.all([
+  const [{ connectKube }, { ReloadingFrontProxyAuthenticator }, { AccessReviewer, KubeCatalog }, { KubeAgentLauncher }, { KubePolicySource }, { CopyTargets }, { KubeJobSteps }] = await Promise.all([
     import('../platform/kubernetes/api.js'),
     import('./kube-auth.js'),
     import('./kube-catalog.js'),
     import('./kube-agents.js'),
     import('./policies/kube-source.js'),
+    import('./copy-targets.js'),
     import('./kube-job-steps.js'),
   ]);
   const settings = config.kubernetes;
   const kube = connectKube(settings.kubeconfig === undefined ? { inCluster: true } : { kubeconfig: settings.kubeconfig });
   const auth = await ReloadingFrontProxyAuthenticator.load(kube);
   const agent = settings.agent;
+  const copies = new CopyTargets(kube, log, { startupTimeoutMs: config.agents.startup_timeout * 1000 }, isLive);
+  // Sessions do not outlive the operator: what a previous run left (copies, workloads at 0) goes before the first one.
+  const reconciled = await copies.reconcile();
+  if (reconciled.length > 0) log.info({ reconciled }, 'removed what copy-target sessions of a previous run left');
   const reviewer = new AccessReviewer(kube, log);
   return {
     auth,
-    catalog: new KubeCatalog(kube, reviewer) as TargetCatalog<unknown>,
+    catalog: new KubeCatalog(kube, reviewer, copies) as TargetCatalog<unknown>,
     jobSteps: new KubeJobSteps(kube, reviewer, log),
     launcher: new KubeAgentLauncher(kube, {
       placement: {
@@ -109,8 +114,8 @@ export async function startOperator(config: OperatorConfig): Promise<RunningOper
   mkdirSync(config.state_dir, { recursive: true, mode: 0o700 });
   chmodSync(config.state_dir, 0o700);
   const certificate = servingCertificate(config.state_dir, config.tls);
-  const mode = config.mode === 'kubernetes' ? await kubernetesMode(config, log, certificate) : localMode(config, log);
   let registry: SessionRegistry<unknown> | undefined;
+  const mode = config.mode === 'kubernetes' ? await kubernetesMode(config, log, certificate, (session) => registry?.isLive(session) ?? false) : localMode(config, log);
   const agents = new AgentPool<unknown>({
     launcher: mode.launcher,
     log,
@@ -160,6 +165,7 @@ export async function startOperator(config: OperatorConfig): Promise<RunningOper
       server.closeAllConnections();
       registry?.close();
       await agents.close();
+      await registry?.settled();
     },
   };
 }

@@ -8,11 +8,13 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from '../core/log.js';
 import { MAX_PREAMBLE_BYTES, MAX_SESSION_POLICIES, type SessionStateEvent, type SubscriptionStats } from '../protocol/shared-agent.js';
 import { formatTarget, type Target } from '../platform/target.js';
-import { PolicyBlockedError } from '../core/errors.js';
+import { CopyTargetUnsupportedError, PolicyBlockedError } from '../core/errors.js';
+import type { CopyTargetRequest } from '../protocol/copy-target.js';
 import type { AppliedPolicy } from '../protocol/policy.js';
 import type { AgentPool, SharedAgent } from './agents.js';
-import type { ResolvedForSession, TargetCatalog } from './catalog.js';
+import type { CopyForSession, ResolvedForSession, TargetCatalog } from './catalog.js';
 import { applicablePolicies, type PolicyScope } from './policies/select.js';
+import type { CopyRecord as CopyRecordView } from './copy-targets.js';
 import { PolicyStore } from './policies/store.js';
 import type { OperatorConfig } from './config.js';
 import type { Identity } from './identity.js';
@@ -45,12 +47,16 @@ export interface SessionRecord {
   closeReason: string | undefined;
   /** The policies in force for the session (`namespace/name`). */
   policies: string[];
+  /** The copy the session runs against (copy target). */
+  copy?: { pod: string; source: string; scaledDown: boolean } | undefined;
 }
 
 export interface SessionOptions {
   files: SessionRecord['files'];
   /** `port-forward`: the session is `remocal port-forward`'s (a policy may block those). */
   purpose: 'exec' | 'port-forward';
+  /** Run against a copy of the target (Kubernetes mode). */
+  copy?: CopyTargetRequest | undefined;
 }
 
 /** Close reasons the CLI shows, by the error code it shows them with. */
@@ -72,6 +78,10 @@ const AGENT_LOSS_GRACE_MS = 1000;
 
 export class SessionRegistry<T> {
   private readonly live = new Map<string, Live>();
+  /** Sessions being set up (their copy being made): live for the scale-down lock, though not yet in `live`. */
+  private readonly starting = new Set<string>();
+  /** Copies being removed after their session: an operator that stops waits for them. */
+  private readonly releasing = new Set<Promise<void>>();
   private readonly closed: SessionRecord[] = [];
   private readonly sweeper: NodeJS.Timeout;
   private readonly stopWatchingPolicies: () => void;
@@ -97,6 +107,33 @@ export class SessionRegistry<T> {
     await this.catalog.authorize(identity, namespace, target);
     const resolved = await this.catalog.resolve(namespace, target);
     return { resolved, policies: applicablePolicies(this.policies.current(), scopeOf(namespace, resolved)) };
+  }
+
+  /** Whether a session of this operator is live or being set up: a copy or a scale-down it holds is not stale. */
+  isLive(id: string): boolean {
+    return this.live.has(id) || this.starting.has(id);
+  }
+
+  /**
+   * For a session on a copy: whether `identity` may copy `target` as `request` asks. The policies of the target
+   * itself decide that (a copy made against their block would be the very thing they forbid); those that bind the
+   * copy's session are the ones with appliesToCopyTargets, chosen when the copy exists.
+   */
+  async checkCopy(identity: Identity, namespace: string, target: Target, request: CopyTargetRequest): Promise<{ policies: AppliedPolicy[] }> {
+    const copies = this.catalog.copies;
+    if (copies === undefined || target.platform !== 'kubernetes') {
+      throw new CopyTargetUnsupportedError(`This operator cannot copy ${formatTarget(target)}: copy targets need the operator on Kubernetes, and this one serves the targets of a host.`);
+    }
+    this.catalog.checkNamespace(namespace);
+    await this.catalog.authorize(identity, namespace, target, { copy: true });
+    const scope = await copies.scopeOf(namespace, target);
+    checkCopyBlocks(applicablePolicies(this.policies.current(), { namespace, ...scope, copy: false }), request, target);
+    return { policies: applicablePolicies(this.policies.current(), { namespace, ...scope, copy: true }) };
+  }
+
+  /** The copies that exist now, for the API's copytargets. */
+  copies(): CopyRecordView[] {
+    return this.catalog.copies?.list() ?? [];
   }
 
   /** The policies changed: each running session gets those that now apply to it, for its next operations. */
@@ -153,19 +190,38 @@ export class SessionRegistry<T> {
   async open(identity: Identity, namespace: string, target: Target, options: SessionOptions, attach: () => Promise<ClientStream>): Promise<SessionRecord> {
     const { files, purpose } = options;
     const key = formatTarget(target);
-    const { resolved, policies } = await this.policiesFor(identity, namespace, target);
-    checkPurpose(policies, purpose, target);
-    checkCarried(policies, target);
     const id = randomBytes(4).toString('hex');
-    const agentKey = resolved.agentKey;
-    const lease = await this.pool.acquire(agentKey, resolved.target);
+    let copy: CopyForSession<T> | undefined;
+    let resolved: ResolvedForSession<T>;
+    let policies: AppliedPolicy[];
+    let lease: Awaited<ReturnType<AgentPool<T>['acquire']>> | undefined;
     let socket: Duplex;
+    this.starting.add(id);
     try {
+      if (options.copy !== undefined && target.platform === 'kubernetes') {
+        await this.checkCopy(identity, namespace, target, options.copy);
+        copy = await this.catalog.copies!.create({ id, owner: identity.user }, namespace, target, options.copy);
+        resolved = copy.resolved;
+        policies = applicablePolicies(this.policies.current(), scopeOf(namespace, resolved, true));
+      } else if (options.copy !== undefined) {
+        await this.checkCopy(identity, namespace, target, options.copy);
+        throw new Error('unreachable: checkCopy refuses a target off Kubernetes');
+      } else {
+        ({ resolved, policies } = await this.policiesFor(identity, namespace, target));
+      }
+      checkPurpose(policies, purpose, target);
+      checkCarried(policies, target);
+      lease = await this.pool.acquire(resolved.agentKey, resolved.target);
       socket = await lease.agent.openSession({ kind: 'session', session: id, owner: identity.user, files, policies });
     } catch (error) {
-      lease.release();
+      lease?.release();
+      await copy?.release();
       throw error;
+    } finally {
+      this.starting.delete(id);
     }
+    const agentKey = resolved.agentKey;
+    const held = lease;
     const now = Date.now();
     const record: SessionRecord = {
       id,
@@ -183,6 +239,7 @@ export class SessionRegistry<T> {
       closedAt: undefined,
       closeReason: undefined,
       policies: policies.map((policy) => policy.name),
+      copy: copy === undefined ? undefined : { pod: copy.record.name, source: copy.record.source, scaledDown: copy.record.scaledDown },
     };
     let closeReason: string | undefined;
     let client: ClientStream | undefined;
@@ -191,8 +248,8 @@ export class SessionRegistry<T> {
     const entry: Live = {
       record,
       agentKey,
-      agent: lease.agent,
-      scope: scopeOf(namespace, resolved),
+      agent: held.agent,
+      scope: scopeOf(namespace, resolved, copy !== undefined),
       applied: JSON.stringify(policies),
       end: (code, reason, hint) => {
         if (closeReason !== undefined) return;
@@ -205,7 +262,7 @@ export class SessionRegistry<T> {
             client.endWith(code, reason);
           }
         };
-        void lease.agent.endSession({ session: id, code, reason, hint }).then((found) => {
+        void held.agent.endSession({ session: id, code, reason, hint }).then((found) => {
           if (found) agentTold = true;
           else tellClient();
         }, tellClient);
@@ -219,7 +276,13 @@ export class SessionRegistry<T> {
       record.closeReason = closeReason ?? why;
       this.closed.unshift(record);
       this.closed.splice(this.limits.keep_closed);
-      lease.release();
+      held.release();
+      // The copy goes with its session (and the workload it scaled down comes back).
+      if (copy !== undefined) {
+        const releasing = copy.release();
+        this.releasing.add(releasing);
+        void releasing.finally(() => this.releasing.delete(releasing));
+      }
       this.log.info({ session: id, owner: record.owner, target: key, agent: agentKey, reason: record.closeReason }, 'session closed');
     };
     let stream: Duplex;
@@ -275,6 +338,11 @@ export class SessionRegistry<T> {
     this.stopWatchingPolicies();
   }
 
+  /** Resolves once the copies of ended sessions are removed. */
+  async settled(): Promise<void> {
+    await Promise.all([...this.releasing]);
+  }
+
   /** Updates what the agents know of their sessions, and ends those past a limit. */
   private async sweep(): Promise<void> {
     const byAgent = new Map<string, Live[]>();
@@ -313,8 +381,17 @@ export class SessionRegistry<T> {
   }
 }
 
-function scopeOf(namespace: string, resolved: Pick<ResolvedForSession<unknown>, 'names' | 'labels'>): PolicyScope {
-  return { namespace, names: resolved.names, labels: resolved.labels, copy: false };
+function scopeOf(namespace: string, resolved: Pick<ResolvedForSession<unknown>, 'names' | 'labels'>, copy = false): PolicyScope {
+  return { namespace, names: resolved.names, labels: resolved.labels, copy };
+}
+
+/** Refuses a copy (or its scale-down) that a policy of the target blocks, naming the policy. */
+export function checkCopyBlocks(policies: readonly AppliedPolicy[], request: CopyTargetRequest, target: Target): void {
+  const blocking = (block: 'copy-target' | 'copy-target-scale-down') => policies.find((policy) => policy.spec.block?.includes(block))?.name;
+  const copying = blocking('copy-target');
+  if (copying !== undefined) throw new PolicyBlockedError(`Policy ${copying} forbids copies of ${formatTarget(target)} (block: copy-target).`);
+  const scaling = request.scaleDown ? blocking('copy-target-scale-down') : undefined;
+  if (scaling !== undefined) throw new PolicyBlockedError(`Policy ${scaling} forbids scaling ${formatTarget(target)} down for a copy (block: copy-target-scale-down).`, { hint: 'Copy it without scale_down, or ask the policy\'s owner.' });
 }
 
 /**

@@ -164,6 +164,7 @@ test('a real-looking mirrord.json loads, with a warning for each mirrord option 
   assert.deepEqual(config.feature.network.outgoing.filter, { local: ['tcp://1.1.1.0/24:1337', '1.1.5.0/24', 'google.com', ':53'] });
   assert.equal(config.feature.network.outgoing.ignore_localhost, false);
   assert.equal(config.kube_context, 'my-cluster');
+  assert.deepEqual(config.feature.copy_target, { enabled: false, scale_down: false, exclude_containers: [], exclude_init_containers: [], command: 'auto', keep_labels: true });
   assert.ok(warnings.every((warning) => warning.origin?.kind === 'file'));
 
   assert.deepEqual(
@@ -176,7 +177,6 @@ test('a real-looking mirrord.json loads, with a warning for each mirrord option 
       '`agent.image_pull_secrets` is a mirrord option remocal does not support yet; it is ignored.',
       '`agent.communication_timeout` is a mirrord option remocal does not support yet; it is ignored.',
       '`agent.flush_connections` is a mirrord option remocal does not support yet; it is ignored.',
-      '`feature.copy_target` is a mirrord option remocal does not support yet; it is ignored.',
       '`feature.hostname` is a mirrord option remocal does not support yet; it is ignored.',
       '`sip_binaries` is a mirrord option remocal does not support yet; it is ignored.',
       '`telemetry` is a mirrord option remocal does not support yet; it is ignored.',
@@ -194,4 +194,13 @@ test('mirrord templates are not expanded, and the warning says so', (t) => {
 test('TOML is refused with a message saying what to do', (t) => {
   const root = projectTree(t, { 'mirrord.toml': 'target = "pod/x"\n' });
   assert.throws(() => loadConfig({ cwd: root, file: 'mirrord.toml', env: {} }), /TOML config files are not supported: write the same keys as JSON or YAML\./);
+});
+
+test('copy_target: mirrord\'s shorthand `true` is the object form with enabled', (t) => {
+  const root = projectTree(t, { '.remocal/config.json': JSON.stringify({ feature: { copy_target: true } }) });
+  const { config } = loadConfig({ cwd: root, env: {} });
+  assert.equal(config.feature.copy_target.enabled, true);
+  assert.equal(config.feature.copy_target.command, 'auto');
+  const bad = projectTree(t, { '.remocal/config.json': JSON.stringify({ feature: { copy_target: { command: 'sleep' } } }) });
+  assert.throws(() => loadConfig({ cwd: bad, env: {} }), /copy_target\.command/);
 });

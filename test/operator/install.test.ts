@@ -137,6 +137,9 @@ describe('operatorInstallObjects', () => {
       ['apps', 'deployments', 'get'], ['apps', 'statefulsets', 'list'], ['apps', 'replicasets', 'list'], ['batch', 'cronjobs', 'get'], ['', 'services', 'get'],
       ['argoproj.io', 'rollouts', 'list'], ['', 'events', 'list'], ['authorization.k8s.io', 'subjectaccessreviews', 'create'],
       ['policies.remocal.dev', 'remocalpolicies', 'watch'], ['policies.remocal.dev', 'remocalclusterpolicies', 'watch'],
+      // Copy targets: the copy pods, the scale subresource, and the scale-down annotation.
+      ['', 'pods', 'create'], ['', 'pods', 'delete'], ['apps', 'deployments/scale', 'update'], ['apps', 'statefulsets/scale', 'get'], ['argoproj.io', 'rollouts/scale', 'update'],
+      ['apps', 'deployments', 'patch'], ['argoproj.io', 'rollouts', 'patch'],
     ] as const) assert.ok(allows(group, resource, verb), `${verb} ${group}/${resource}`);
     assert.ok(!rules.some((rule) => rule.resources.includes('secrets') || rule.verbs.includes('*') || rule.resources.includes('*')));
     // It reads policies and never writes them: they are the admins' word.
@@ -172,6 +175,7 @@ describe('operatorInstallObjects', () => {
     assert.deepEqual(role.rules, [
       { apiGroups: ['operator.remocal.dev'], resources: ['sessions'], verbs: ['get', 'list', 'delete'] },
       { apiGroups: ['operator.remocal.dev'], resources: ['targets'], verbs: ['get', 'list'] },
+      { apiGroups: ['operator.remocal.dev'], resources: ['copytargets'], verbs: ['get', 'list'] },
       { apiGroups: ['operator.remocal.dev'], resources: ['targets/portforward'], verbs: ['get', 'create'] },
       { apiGroups: ['operator.remocal.dev'], resources: ['jobsteps/run'], verbs: ['get'] },
       { apiGroups: ['apiregistration.k8s.io'], resources: ['apiservices'], resourceNames: ['v1.operator.remocal.dev'], verbs: ['get'] },

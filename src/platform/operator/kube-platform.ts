@@ -8,7 +8,8 @@
 
 import { ApiregistrationV1Api } from '@kubernetes/client-node';
 import type { RequestOptions } from 'node:https';
-import { OperatorUnavailableError } from '../../core/errors.js';
+import { CopyTargetUnsupportedError, OperatorUnavailableError } from '../../core/errors.js';
+import type { CopyTargetRequest } from '../../protocol/copy-target.js';
 import { apiStatus, connectKube, type Kube } from '../kubernetes/api.js';
 import { kubernetesPlatform, type KubePlatformSettings } from '../kubernetes/session.js';
 import type { Platform } from '../platform.js';
@@ -53,18 +54,23 @@ export async function apiServerAddress(kube: Kube): Promise<OperatorAddress> {
 
 export function kubeOperatorPlatform(
   settings: KubePlatformSettings,
-  operator: { use: true | 'auto'; purpose?: 'exec' | 'port-forward' | undefined },
+  operator: { use: true | 'auto'; purpose?: 'exec' | 'port-forward' | undefined; copy?: CopyTargetRequest | undefined },
   connect: typeof connectKube = connectKube,
 ): Platform<KubernetesTarget> {
-  const { use, purpose = 'exec' } = operator;
+  const { use, purpose = 'exec', copy } = operator;
   return {
     async prepare(target, request) {
       // The operator shares running pods; a targetless session, or a CronJob's run, has none to share.
-      if (use === 'auto' && (target.kind === 'targetless' || target.kind === 'cronjob')) return kubernetesPlatform(settings, connect).prepare(target, request);
+      if (use === 'auto' && copy === undefined && (target.kind === 'targetless' || target.kind === 'cronjob')) return kubernetesPlatform(settings, connect).prepare(target, request);
       const kube = connect(settings.kube);
       const looking = request.onStep(`looking for the remocal operator in the cluster (context ${kube.contextName})`);
       const found = await clusterOperator(kube);
       if (!found.available) {
+        if (copy !== undefined) {
+          throw new CopyTargetUnsupportedError(`feature.copy_target is set, but ${found.why}: copies are made by the remocal operator.`, {
+            hint: 'Install it with `remocal operator setup | kubectl apply -f -` (docs/operator.md), or run against the target itself.',
+          });
+        }
         if (use === true) {
           throw new OperatorUnavailableError(`\`operator: true\`, but ${found.why}.`, {
             hint: 'Install it with `remocal operator setup | kubectl apply -f -` (docs/operator.md), or set `operator: auto` to fall back to a session of your own.',
@@ -75,11 +81,13 @@ export function kubeOperatorPlatform(
       }
       looking.done(`found: ${OPERATOR_APISERVICE} is Available`);
       const address = await apiServerAddress(kube);
-      const asking = request.onStep(`asking the operator for ${formatTarget(target)} in namespace ${kube.namespace}`);
-      const session = await prepareOperatorSession(address, kube.namespace, target, { files: request.files, startupTimeoutMs: request.startupTimeoutMs, purpose });
+      const asking = request.onStep(`asking the operator for ${copy === undefined ? '' : 'a copy of '}${formatTarget(target)} in namespace ${kube.namespace}`);
+      const session = await prepareOperatorSession(address, kube.namespace, target, { files: request.files, startupTimeoutMs: request.startupTimeoutMs, purpose, copy });
       asking.done(`through the operator: ${session.description}; ${describeOthers(session)}`);
       notePolicies(session, target, request.onNote);
-      return preparedFrom(session);
+      const prepared = preparedFrom(session);
+      // The operator makes the copy when the session's stream opens: the wait shows as this step.
+      return copy === undefined ? prepared : { ...prepared, linkStep: `the operator copies ${formatTarget(target)}${copy.scaleDown ? ' and scales it down' : ''}, then connects the session to the copy` };
     },
   };
 }

@@ -5,6 +5,7 @@
 import { distFile } from '../../core/paths.js';
 import type { AgentLaunch } from '../../protocol/contracts.js';
 import type { AppliedPolicy } from '../../protocol/policy.js';
+import { COPY_TARGET_PARAM, encodeCopyTargetRequest, type CopyTargetRequest } from '../../protocol/copy-target.js';
 import type { PreparedSession } from '../platform.js';
 import { formatTarget, type Target } from '../target.js';
 import { OPERATOR_API_PREFIX, operatorRequest, type OperatorAddress } from './client.js';
@@ -28,13 +29,14 @@ export async function prepareOperatorSession(
   address: OperatorAddress,
   namespace: string,
   target: Target,
-  options: { files: 'off' | 'read' | 'write'; startupTimeoutMs: number; purpose: 'exec' | 'port-forward' },
+  options: { files: 'off' | 'read' | 'write'; startupTimeoutMs: number; purpose: 'exec' | 'port-forward'; copy?: CopyTargetRequest | undefined },
 ): Promise<OperatorSession> {
   const name = targetResourceName(target);
   const targetPath = `${OPERATOR_API_PREFIX}/namespaces/${encodeURIComponent(namespace)}/targets/${encodeURIComponent(name)}`;
   const container = target.platform === 'kubernetes' && target.kind !== 'targetless' && target.container !== null ? target.container : undefined;
+  const copy: Record<string, string> = options.copy === undefined ? {} : { [COPY_TARGET_PARAM]: encodeCopyTargetRequest(options.copy) };
   const query = (extra: Record<string, string>): string => {
-    const params = new URLSearchParams({ ...extra, ...(container === undefined ? {} : { container }) }).toString();
+    const params = new URLSearchParams({ ...extra, ...(container === undefined ? {} : { container }), ...copy }).toString();
     return params === '' ? '' : `?${params}`;
   };
   const answer = await operatorRequest<{ spec: { description: string; hasProcess: boolean }; status: { sessions: { id: string; owner: string }[]; policies?: AppliedPolicy[] } }>(
@@ -50,7 +52,8 @@ export async function prepareOperatorSession(
     key: address.key,
     headers: address.headers,
     rejectUnauthorized: address.rejectUnauthorized,
-    timeoutMs: Math.max(1000, options.startupTimeoutMs - 3000),
+    // A copy is made before the session's stream opens: its pod's start (an image pull, say) comes on top.
+    timeoutMs: Math.max(1000, options.startupTimeoutMs - 3000) + (options.copy === undefined ? 0 : options.startupTimeoutMs),
   };
   return {
     launch: {
