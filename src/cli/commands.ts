@@ -19,6 +19,7 @@ import { createProgress } from './progress.js';
 import { runDemo } from './demo/demo.js';
 import { registerOperatorCommands } from './operator-commands.js';
 import { registerPolicyCommands } from './policy-commands.js';
+import { formatPlan, planActions, withOutgoingLocal } from './actions/plan.js';
 
 export function registerCommands(program: Command): void {
   addConfigFlags(program.command('exec'))
@@ -32,6 +33,8 @@ export function registerCommands(program: Command): void {
     .option('-f, --config-file <file>', 'a config file (.json or .yaml; a mirrord.json works as is); default: .remocal/config.{json,yaml} found upwards from here')
     .option('-q, --quiet', 'no progress lines')
     .option('--verbose', 'debug logs in the session log, and stack traces of internal errors')
+    .option('--dry-run', 'print the plan (action steps, environment overrides, what goes local or remote) and exit, starting nothing')
+    .option('--no-actions', 'skip the action steps of the config (`actions`), and their environment overrides and outgoing_local')
     .addHelpText(
       'after',
       '\nExamples:\n' +
@@ -44,8 +47,17 @@ export function registerCommands(program: Command): void {
         '\nExit status: the command\'s own; 125 when remocal itself fails, 126/127 when the command cannot be run.',
     )
     .passThroughOptions()
-    .action(async (command: string[], options: ExecFlags, cmd: Command) => {
-      process.exitCode = await runExec({ ...sessionRequest(options, cmd), command });
+    .action(async (command: string[], options: ExecFlags & { dryRun?: boolean; actions: boolean }, cmd: Command) => {
+      const { dryRun, actions, ...flags } = options;
+      const request = { ...sessionRequest(flags, cmd, { actions }), command };
+      if (dryRun) {
+        process.stdout.write(
+          formatPlan({ command, target: request.target, actions: request.actions, layer: request.layer, incomingFilter: request.incoming.filter !== null }),
+        );
+        process.exitCode = 0;
+        return;
+      }
+      process.exitCode = await runExec(request);
     });
 
   addConfigFlags(program.command('ls'))
@@ -133,13 +145,15 @@ interface ExecFlags extends ConfigFlags {
 }
 
 /** A session as the config (file, env, flags) describes it, for `exec` and `port-forward`; warnings are shown. */
-function sessionRequest(options: ExecFlags, cmd: Command): Omit<ExecRequest, 'command'> {
+function sessionRequest(options: ExecFlags, cmd: Command, with_: { actions: boolean } = { actions: false }): Omit<ExecRequest, 'command'> {
   const verbose = Boolean(cmd.optsWithGlobals().verbose);
   const { configFile, quiet, verbose: _verbose, ...flags } = options;
   const { config, warnings } = loadConfig({ cwd: process.cwd(), file: configFile, env: process.env, flags });
   const progress = createProgress({ quiet: Boolean(quiet) });
   for (const warning of warnings) progress.note(`warning: ${formatWarning(warning)}`);
   const layer = toLayerSettings(config, { socket: '', session: '' });
+  const actions = with_.actions ? planActions(config) : undefined;
+  const { outgoing, dns } = withOutgoingLocal(layer, actions?.steps ?? []);
   return {
     target: config.target.path,
     incoming: {
@@ -148,7 +162,7 @@ function sessionRequest(options: ExecFlags, cmd: Command): Omit<ExecRequest, 'co
       onConcurrentSteal: config.feature.network.incoming.on_concurrent_steal,
     },
     env: config.feature.env,
-    layer: { outgoing: layer.outgoing, dns: layer.dns, incoming: layer.incoming, files: layer.files, logLevel: layer.logLevel },
+    layer: { outgoing, dns, incoming: layer.incoming, files: layer.files, logLevel: layer.logLevel },
     agentLogLevel: verbose ? 'debug' : config.agent.log_level,
     startupTimeoutMs: config.agent.startup_timeout * 1000,
     progress,
@@ -158,6 +172,7 @@ function sessionRequest(options: ExecFlags, cmd: Command): Omit<ExecRequest, 'co
       operator: { use: config.operator, url: config.local_operator.url, token: config.local_operator.token, caFile: config.local_operator.ca_file },
       copyTarget: copyTargetRequest(config.feature.copy_target),
     },
+    actions,
   };
 }
 

@@ -39,6 +39,8 @@ import { formatTarget, parseTarget, type Target } from '../platform/target.js';
 import { mergeEnvironment, type EnvPolicy } from './env.js';
 import type { Progress } from './progress.js';
 import { startIntproxy, takePrewarmedIntproxy } from './prewarm.js';
+import type { ActionPlan } from './actions/plan.js';
+import { ActionRunner } from './actions/runner.js';
 
 export interface ExecRequest {
   command: string[];
@@ -54,6 +56,8 @@ export interface ExecRequest {
   commandEnv?: Record<string, string>;
   /** What each platform needs beyond the target (for Kubernetes: how to reach the cluster, where to place the agent). */
   platforms: PlatformSettings;
+  /** Steps run before and after the command (docs/actions.md); undefined with --no-actions. */
+  actions?: ActionPlan | undefined;
 }
 
 export const EXIT_REMOCAL_FAILED = 125;
@@ -177,7 +181,17 @@ async function runSession(
     step.done(`session ready`);
     if (ready.env === null) progress.note(`${formatTarget(target)} has no process: the command keeps its local environment.`);
 
-    const env = { ...mergeEnvironment(process.env, ready.env, request.env), ...request.commandEnv };
+    // The steps run once the session is ready (a target that cannot be reached starts none), and their `after`
+    // half runs from the cleanups, so it runs however the session ends.
+    let overrides: Record<string, string> = {};
+    if (request.actions !== undefined && request.actions.steps.length > 0) {
+      const runner = new ActionRunner(request.actions, { progress, verbose: request.verbose });
+      cleanups.push(() => runner.finish());
+      overrides = await Promise.race([runner.runBefore(signal), lost.then((error) => Promise.reject(error))]);
+    }
+
+    // The steps' overrides go over the target's environment: the app gets the local database's URL, not the target's.
+    const env = { ...mergeEnvironment(process.env, ready.env, request.env), ...overrides, ...request.commandEnv };
     env.NODE_OPTIONS = [`--require ${quoteNodeOption(distFile('layer.cjs'))}`, process.env.NODE_OPTIONS ?? ''].join(' ').trim();
     const layerSettings: LayerSettings = { ...request.layer, files, socket: settings.socket, session };
     env[LAYER_SETTINGS_ENV] = JSON.stringify(layerSettings);
@@ -215,8 +229,8 @@ async function runSession(
       await stopChild(command, 3000);
       throw outcome.error;
     }
-    const { code, signal } = outcome.exit;
-    if (signal !== null) return 128 + (osConstants.signals[signal] ?? 0);
+    const { code, signal: exitSignal } = outcome.exit;
+    if (exitSignal !== null) return 128 + (osConstants.signals[exitSignal] ?? 0);
     return code ?? EXIT_REMOCAL_FAILED;
   }
 }

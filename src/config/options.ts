@@ -23,6 +23,7 @@ import {
   targetPathString,
 } from './value-types.js';
 import { COPY_COMMANDS } from '../protocol/copy-target.js';
+import { actionList } from './actions.js';
 
 const INCOMING_MODES = ['mirror', 'steal', 'off'] as const;
 const FS_MODES = ['local', 'localwithoverrides', 'read', 'write'] as const;
@@ -449,6 +450,15 @@ const feature = group({
 
 export const configOptions = group({
   description: 'remocal configuration.',
+  check: (value, context) => {
+    const local = value.actions.flatMap((step) => step.outgoing_local ?? []);
+    if (local.length > 0 && value.feature.network.outgoing.filter?.remote !== undefined) {
+      context.warn(
+        'actions',
+        `outgoing_local (${local.join(', ')}) is already local under the "remote" outgoing filter, unless a pattern of that filter matches it: then it stays remote.`,
+      );
+    }
+  },
   children: {
     $schema: editorOnly('The JSON Schema of this file, for editors (schema/remocal.schema.json). Ignored by remocal.'),
     target,
@@ -519,6 +529,24 @@ export const configOptions = group({
           description: "Log level of remocal's code inside the process. Silent by default, so that the process's own output is untouched.",
         }),
       },
+    }),
+    actions: option({
+      schema: actionList(),
+      default: [],
+      description:
+        'Steps run on this machine before and after the session (remocal\'s own key; docs/actions.md). Each step: `name`, `when` ' +
+        '(`before` | `after`), `run` (a shell string run by `/bin/sh -c`, or an argv list run as is) with optional `cwd` and `run_env`, ' +
+        'or `job: { template }` (a Job in the cluster, through the operator); optional `wait_for` (`{ "tcp": "host:port" }`, ' +
+        '`{ "log": "regex" }` over its output, or `{ "http": "url", "status": 200 }`), `timeout` (seconds), and for `before` steps ' +
+        '`env` (overrides of the command\'s environment) and `outgoing_local` (address patterns the command then reaches locally). ' +
+        'Values may use `${steps.<step>.<output>}`: a named group of an earlier step\'s `wait_for.log` regex, or `stdout` of a step ' +
+        'without `wait_for`. `--no-actions` skips them all.',
+    }),
+    actions_timeout: option({
+      schema: z.int().min(1),
+      default: 60,
+      description:
+        'Seconds an action step may take (to run to its end, or until its `wait_for` passes), unless the step sets its own `timeout`.',
     }),
     skip_build_tools: mirrordOnly('Skip build tools.'),
     skip_extra_build_tools: mirrordOnly('Skip more build tools.'),

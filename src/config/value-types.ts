@@ -40,7 +40,7 @@ export function regexList() {
   return z.union([regex(), z.array(regex())]).transform((value) => (typeof value === 'string' ? [value] : value));
 }
 
-function addressPattern(use: 'outgoing' | 'dns') {
+export function addressPattern(use: 'outgoing' | 'dns') {
   return z.string().superRefine((pattern, context) => {
     try {
       const parsed = parseAddressPattern(pattern);

@@ -110,6 +110,11 @@ export class PortTakenError extends defineError(
   'user',
   'Another session took the port over (on_concurrent_steal: override). Ask its owner, or steal with an HTTP filter of your own.',
 ) {}
+export class ActionFailedError extends defineError(
+  'REMOCAL_ACTION_FAILED',
+  'user',
+  'Fix the step in `actions` (docs/actions.md), raise its `timeout` (or `actions_timeout`) if it is only slow, or run with --no-actions to skip the steps.',
+) {}
 
 export class CopyTargetHeldError extends defineError(
   'REMOCAL_COPY_TARGET_HELD',
@@ -198,6 +203,7 @@ export const errorCatalog = [
   TargetNotReadyError,
   KubeForbiddenError,
   PortHeldError,
+  ActionFailedError,
   ConfigError,
   ConfigNotFoundError,
   KubeConfigError,
