@@ -20,6 +20,7 @@ import { runDemo } from './demo/demo.js';
 import { registerOperatorCommands } from './operator-commands.js';
 import { registerPolicyCommands } from './policy-commands.js';
 import { formatPlan, planActions, withOutgoingLocal } from './actions/plan.js';
+import { OperatorJobSteps } from './actions/operator-steps.js';
 
 export function registerCommands(program: Command): void {
   addConfigFlags(program.command('exec'))
@@ -153,6 +154,8 @@ function sessionRequest(options: ExecFlags, cmd: Command, with_: { actions: bool
   for (const warning of warnings) progress.note(`warning: ${formatWarning(warning)}`);
   const layer = toLayerSettings(config, { socket: '', session: '' });
   const actions = with_.actions ? planActions(config) : undefined;
+  // `job` steps run through the cluster's operator, found with the same kubeconfig as a Kubernetes target.
+  if (actions?.steps.some((step) => step.job !== undefined) === true) actions.cluster = new OperatorJobSteps(kubernetesSettings(config).kube);
   const { outgoing, dns } = withOutgoingLocal(layer, actions?.steps ?? []);
   return {
     target: config.target.path,

@@ -45,7 +45,10 @@ const actionStep = z.strictObject({
 
 export type ActionStep = z.output<typeof actionStep>;
 
-/** What `${steps.<name>.<output>}` may name for this step; null when any name is allowed (a cluster step's outputs are its Job's). */
+/**
+ * What `${steps.<name>.<output>}` may name for this step; null when any name is allowed: a cluster step's outputs
+ * are `job` (its Job's name) and the `NAME=value` lines at the end of its log, known only once it ran.
+ */
 export function stepOutputs(step: ActionStep): string[] | null {
   if (step.job !== undefined) return null;
   if (step.wait_for === undefined) return ['stdout'];
@@ -77,7 +80,7 @@ export function actionList() {
         issue([index], 'give a step either "run" (a command run here) or "job" (a Job run in the cluster by the operator).');
       }
       if (step.job !== undefined) {
-        for (const key of ['cwd', 'run_env', 'wait_for'] as const) {
+        for (const key of ['cwd', 'wait_for'] as const) {
           if (step[key] !== undefined) issue([index, key], `applies to "run" steps only: a "job" step is ready when its Job completes.`);
         }
       }

@@ -19,6 +19,10 @@ import { AccessReviewer } from '../../src/operator/kube-catalog.js';
 import { KubeJobSteps } from '../../src/operator/kube-job-steps.js';
 import { startOperator, type RunningOperator } from '../../src/operator/server.js';
 import { JOB_STEP_LABEL, parseJobStepQuery, jobStepQuery, MAX_JOB_STEP_ENV } from '../../src/protocol/job-step.js';
+import { ActionRunner } from '../../src/cli/actions/runner.js';
+import { OperatorJobSteps, jobStepOutputs } from '../../src/cli/actions/operator-steps.js';
+import { planActions } from '../../src/cli/actions/plan.js';
+import { resolveConfig } from '../../src/config/index.js';
 import { aggregator } from '../helpers/aggregator.js';
 import { TestCertificates } from '../helpers/certificates.js';
 import { jobPod, serveJobs, type FakeJob, type FakeJobs } from '../helpers/kube-jobs.js';
@@ -98,6 +102,7 @@ before(async () => {
       allows: () => true,
     }),
   );
+  api.override('GET', '/apis/apiregistration.k8s.io/v1/apiservices/v1.operator.remocal.dev', () => ({ status: 200, body: loadFixture('operator/apiservice-available.json') }));
   alice = await apiServerAddress(connectKube({ kubeconfig: api.kubeconfig('dev-alice') }));
 });
 
@@ -218,6 +223,50 @@ describe('job steps through the operator (Kubernetes mode)', { timeout: 60_000 }
     denied.clear();
     await assert.rejects(runJobStep(alice, 'shop', { template: 'seed', timeoutSeconds: 60, env: { 'BAD-NAME': 'x' } }, () => undefined), /job step refused: "BAD-NAME" is not an env var name/);
     assert.equal(jobs.created.length, before, 'no Job was created');
+  });
+});
+
+describe('job steps as actions of `remocal exec`', { timeout: 60_000 }, () => {
+  it('a `job` step runs through the cluster\'s operator: its run_env (with references) reaches the Job, its log\'s NAME=value lines are outputs for the app\'s env, and the Job goes when the session ends', async () => {
+    templates.set('branch', true);
+    let created: FakeJob | undefined;
+    whenCreated((job) => {
+      created = job;
+      job.object.status = { succeeded: 1, conditions: [{ type: 'Complete', status: 'True' }] };
+      job.pods = [jobPod(job, 'Succeeded')];
+      job.log = 'creating branch dev-alice\nDATABASE_URL=postgres://orders-db/dev_alice\n';
+    });
+    const { config, problems } = resolveConfig({
+      file: {
+        path: 'test.json',
+        data: {
+          actions: [
+            { name: 'who', when: 'before', run: 'echo dev_alice' },
+            { name: 'branch', when: 'before', job: { template: 'branch' }, run_env: { BRANCH: '${steps.who.stdout}' }, env: { DATABASE_URL: '${steps.branch.DATABASE_URL}', BRANCH_JOB: '${steps.branch.job}' }, timeout: 90 },
+          ],
+        },
+      },
+    });
+    assert.deepEqual(problems, []);
+    const plan = planActions(config!);
+    plan.cluster = new OperatorJobSteps({ kubeconfig: api.kubeconfig('dev-alice') });
+    const notes: string[] = [];
+    const runner = new ActionRunner(plan, { verbose: false, progress: { step: (text) => (notes.push(text), { done: (result) => void notes.push(result ?? 'done'), fail: () => undefined }), note: (text) => void notes.push(text) } });
+    const overrides = await runner.runBefore(new AbortController().signal);
+    assert.ok(created !== undefined);
+    assert.equal(overrides.DATABASE_URL, 'postgres://orders-db/dev_alice');
+    assert.equal(overrides.BRANCH_JOB, created.name);
+    const body = jobs.created.at(-1) as { spec: { activeDeadlineSeconds: number; template: { spec: { containers: { env: { name: string; value: string }[] }[] } } } };
+    assert.deepEqual(body.spec.template.spec.containers[0]!.env, [{ name: 'BRANCH', value: 'dev_alice' }]);
+    assert.equal(body.spec.activeDeadlineSeconds, 90, 'the step\'s timeout');
+    assert.ok(notes.some((line) => line === `action "branch": Job ${created!.name} created in namespace shop`), notes.join('\n'));
+    assert.ok(jobs.jobs.has(`shop/${created.name}`), 'the Job stays while the session runs');
+    await runner.finish();
+    await waitFor(() => jobs.deleted.includes(`shop/${created!.name}?propagationPolicy=Background`), 'the Job to go with the session', 10_000);
+  });
+
+  it('outputs are the NAME=value lines of the log\'s tail, and `job`', () => {
+    assert.deepEqual(jobStepOutputs({ job: 'remocal-step-x-1', logTail: ['noise', 'URL=a=b', 'bad-name=1', '=x', 'job=not-this'] }), { URL: 'a=b', job: 'remocal-step-x-1' });
   });
 });
 

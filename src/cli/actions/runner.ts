@@ -91,7 +91,8 @@ export class ActionRunner {
     if (step.job !== undefined) {
       const shown = progress.step(`${label} (${step.when}): Job from template ${step.job.template} in the cluster`);
       const signal = AbortSignal.any([outer, AbortSignal.timeout(step.timeoutMs)]);
-      this.outputs.set(step.name, await this.plan.cluster!.run({ ...step, job: step.job }, signal, progress));
+      const runEnv = Object.fromEntries(Object.entries(step.run_env ?? {}).map(([key, value]) => [key, this.substitute(value)]));
+      this.outputs.set(step.name, await this.plan.cluster!.run({ ...step, job: step.job, run_env: runEnv }, signal, progress));
       shown.done(`${label} done`);
       return;
     }

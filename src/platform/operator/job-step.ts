@@ -26,7 +26,7 @@ function withLogTail(error: RemocalError, logTail: string[]): RemocalError {
 }
 
 /** Runs `request` as a Job through the operator at `address`; resolves when it succeeded, rejects when it failed. */
-export function runJobStep(address: OperatorAddress, namespace: string, request: JobStepRequest, onProgress: (message: string) => void): Promise<FinishedJobStep> {
+export function runJobStep(address: OperatorAddress, namespace: string, request: JobStepRequest, onProgress: (message: string) => void, signal?: AbortSignal): Promise<FinishedJobStep> {
   const path = `${OPERATOR_API_PREFIX}/namespaces/${encodeURIComponent(namespace)}/jobsteps/${encodeURIComponent(request.template)}/run?${jobStepQuery(request).toString()}`;
   const options = requestOptions(address);
   const ws = new WebSocket(`${address.url.replace(/^http/, 'ws')}${path}`, { ...options, headers: { ...options.headers }, perMessageDeflate: false, maxPayload: 1024 * 1024 });
@@ -71,6 +71,15 @@ export function runJobStep(address: OperatorAddress, namespace: string, request:
           break;
       }
     });
+    // Closing the socket is how a step is given up: the operator then deletes its Job, finished or not.
+    const onAbort = (): void => {
+      if (settled) return;
+      settled = true;
+      ws.close();
+      reject(signal!.reason);
+    };
+    if (signal?.aborted === true) onAbort();
+    else signal?.addEventListener('abort', onAbort, { once: true });
     ws.once('close', () =>
       fail(new OperatorUnavailableError(`The operator closed the job step ${request.template}'s connection before it finished${job === undefined ? '' : ` (Job ${job.job})`}: is the operator still running?`)),
     );
