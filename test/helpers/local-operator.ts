@@ -30,7 +30,7 @@ export interface ServedOperator {
   caFile: string;
 }
 
-/** Starts `remocal operator serve --config configFile` and waits until it says where it listens. */
+/** Starts `remocal operator serve --config configFile` (either mode) and waits until it says where it listens. */
 export async function serveOperator(configFile: string): Promise<ServedOperator> {
   const child = startChild(process.execPath, [cliPath, 'operator', 'serve', '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
