@@ -36,6 +36,8 @@ export interface AggregatorOptions {
   groups: Record<KubeUser, string[]>;
   /** RBAC on the group's resources; discovery is open to every authenticated user. */
   allows: (access: AggregatedAccess) => boolean;
+  /** Where what was proxied is written; a fresh list unless given (one list across an operator's restarts). */
+  proxied?: AggregatedAccess[];
 }
 
 const HOP_BY_HOP = new Set(['authorization', 'host', 'connection', 'keep-alive', 'transfer-encoding', 'proxy-authorization']);
@@ -88,7 +90,7 @@ function forbidden(group: string, info: AggregatedAccess): string {
 export function aggregator(options: AggregatorOptions): AggregatedBackend & { proxied: AggregatedAccess[] } {
   const backend = new URL(options.backend);
   const tls = { ca: options.caBundle, cert: options.clientCert.cert, key: options.clientCert.key, servername: backend.hostname === '127.0.0.1' ? undefined : backend.hostname };
-  const proxied: AggregatedAccess[] = [];
+  const proxied: AggregatedAccess[] = options.proxied ?? [];
   const check = (request: KubeRequest & { user: KubeUser }, upgrade: boolean): { ok: true } | { ok: false; body: string } => {
     const info = access(request, upgrade);
     if (info === null) return { ok: true };

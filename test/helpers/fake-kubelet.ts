@@ -3,6 +3,10 @@
 // namespace with the container's args and env (the session's public key), and the pod's status shows it running; a
 // port-forward to the pod is `nsenter --net … socat STDIO TCP:127.0.0.1:<port>`, as dockershim's was. Only the
 // API server is a fake; the agent, the link and every packet are real.
+//
+// Besides the recorded pod, the kubelet can play pods another fake owns (the copies kube-copies.ts creates): the
+// fixture pod is then each of them in turn, so an agent the operator starts in a copy runs beside the fixture
+// pod's process too.
 
 import type { ChildProcess } from 'node:child_process';
 import { Duplex } from 'node:stream';
@@ -20,7 +24,17 @@ export interface FakeKubelet {
   forwards: ChildProcess[];
   /** The args the last agent container was given. */
   lastArgs: () => string[];
+  /** The pods an agent container was added to, in order. */
+  patched: string[];
   uninstall(): void;
+}
+
+/** Pods the kubelet plays besides the recorded one: their names, and their body as their own fake has it now. */
+export interface OtherPods {
+  /** Matches the pod's API path (`/api/v1/namespaces/shop/pods/<name>`) and captures its name. */
+  path: RegExp;
+  /** The pod as its fake answers it, or undefined once it is gone (the fake's 404 then answers). */
+  body: (name: string) => Json | undefined;
 }
 
 export function portForwardInto(pod: Pod, forwards: ChildProcess[]): (namespace: string, podName: string, port: number) => Promise<Duplex> {
@@ -31,16 +45,40 @@ export function portForwardInto(pod: Pod, forwards: ChildProcess[]): (namespace:
   };
 }
 
-/** Serves `podName` (a recorded pod of deployment/orders) as if the fixture pod were it. */
-export function installFakeKubelet(api: FakeKubeApi, pod: Pod, podName: string, forwards: ChildProcess[]): FakeKubelet {
+/**
+ * Serves `podName` (a recorded pod of deployment/orders) as if the fixture pod were it, and the pods of `others`
+ * too. Install it after the fake that owns `others`: overrides added later are asked first, and the kubelet adds its
+ * agent's status to what that fake answers.
+ */
+export function installFakeKubelet(api: FakeKubeApi, pod: Pod, podName: string, forwards: ChildProcess[], others?: OtherPods): FakeKubelet {
   const agents: ChildProcess[] = [];
+  const patched: string[] = [];
   let args: string[] = [];
-  let agentName: string | null = null;
+  /** The agent container of each pod it was added to. */
+  const agentNames = new Map<string, string>();
   const base = loadFixture('pod-orders.json') as Json;
+  const withAgent = (answer: Json, name: string): Json => {
+    const agentName = agentNames.get(name);
+    if (agentName !== undefined) {
+      answer.status.ephemeralContainerStatuses = [
+        { name: agentName, state: { running: { startedAt: '2026-11-25T13:58:44Z' } }, lastState: {}, ready: false, restartCount: 0, image: 'remocal/agent', imageID: '', containerID: 'containerd://agent' },
+      ];
+    }
+    return answer;
+  };
+  const served = (pathname: string, suffix = ''): string | undefined => {
+    if (pathname === `/api/v1/namespaces/shop/pods/${podName}${suffix}`) return podName;
+    if (others === undefined || !pathname.endsWith(suffix)) return undefined;
+    const name = others.path.exec(pathname.slice(0, pathname.length - suffix.length))?.[1];
+    return name !== undefined && others.body(name) !== undefined ? name : undefined;
+  };
   const removers = [
-    api.override('PATCH', `/api/v1/namespaces/shop/pods/${podName}/ephemeralcontainers`, (request) => {
+    api.override('PATCH', /^\/api\/v1\/namespaces\/shop\/pods\/[^/?]+\/ephemeralcontainers(\?|$)/, (request) => {
+      const name = served(request.pathname, '/ephemeralcontainers');
+      if (name === undefined) return undefined;
       const container = (request.body as Json).spec.ephemeralContainers[0];
-      agentName = container.name;
+      agentNames.set(name, container.name as string);
+      patched.push(name);
       args = container.args as string[];
       // The ephemeral container shares the target container's pid namespace, where the target is pid 1; here
       // the target is the fixture pod's process, seen by its host pid.
@@ -54,20 +92,18 @@ export function installFakeKubelet(api: FakeKubeApi, pod: Pod, podName: string, 
       );
       return { status: 200, body: loadFixture('ephemeral-patch.json') };
     }),
-    api.override('GET', `/api/v1/namespaces/shop/pods/${podName}`, () => {
-      const answer = structuredClone(base);
-      answer.metadata.name = podName;
-      if (agentName !== null) {
-        answer.status.ephemeralContainerStatuses = [
-          { name: agentName, state: { running: { startedAt: '2026-11-25T13:58:44Z' } }, lastState: {}, ready: false, restartCount: 0, image: 'remocal/agent', imageID: '', containerID: 'containerd://agent' },
-        ];
-      }
-      return { status: 200, body: answer };
+    api.override('GET', /^\/api\/v1\/namespaces\/shop\/pods\/[^/?]+(\?|$)/, (request) => {
+      const name = served(request.pathname);
+      if (name === undefined) return undefined;
+      const answer = name === podName ? structuredClone(base) : structuredClone(others!.body(name)!);
+      answer.metadata.name = name;
+      return { status: 200, body: withAgent(answer, name) };
     }),
   ];
   return {
     agents,
     forwards,
+    patched,
     lastArgs: () => args,
     uninstall: () => removers.forEach((remove) => remove()),
   };

@@ -16,6 +16,8 @@ export interface FakeCopies {
   created: Map<string, Json>;
   /** The pods that exist now. */
   pods: Map<string, Json>;
+  /** A pod as a GET answers it now, or undefined when there is none (for the fake kubelet to play it). */
+  answer(name: string): Json | undefined;
   deleted: string[];
   /** deployment/orders as it is now. */
   deployment(): Json;
@@ -45,6 +47,7 @@ export function serveCopies(api: FakeKubeApi): FakeCopies {
   const state: FakeCopies = {
     created,
     pods,
+    answer: (name) => (pods.has(name) ? podAnswer(name) : undefined),
     deleted,
     deployment: () => clone(deployment),
     replicas: () => replicas,

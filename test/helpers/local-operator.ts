@@ -30,8 +30,8 @@ export interface ServedOperator {
   caFile: string;
 }
 
-/** Starts `remocal operator serve --config configFile` and waits until it says where it listens. */
-export async function serveLocalOperator(configFile: string): Promise<ServedOperator> {
+/** Starts `remocal operator serve --config configFile` (either mode) and waits until it says where it listens. */
+export async function serveOperator(configFile: string): Promise<ServedOperator> {
   const child = startChild(process.execPath, [cliPath, 'operator', 'serve', '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));

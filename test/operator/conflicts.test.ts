@@ -13,7 +13,7 @@ import type { Pod } from '../../src/fixture/pod.js';
 import { startChild, stopChild } from '../../src/core/child.js';
 import { answeredFrom, httpRequest } from '../helpers/net.js';
 import { podIptablesRules } from '../helpers/pod.js';
-import { NAMED_APP, operatorClientEnv, serveLocalOperator } from '../helpers/local-operator.js';
+import { NAMED_APP, operatorClientEnv, serveOperator } from '../helpers/local-operator.js';
 import { waitFor } from '../helpers/processes.js';
 import { cliPath, runRemocal, startPodWithApp, startRemocal, stopPodWithApp, writeApp } from '../helpers/remocal.js';
 
@@ -132,7 +132,7 @@ before(async () => {
   stateDir = mkdtempSync(join(tmpdir(), 'remocal-conflicts-'));
   const users = Object.entries(USERS).map(([name, token]) => ({ name, token }));
   writeFileSync(join(stateDir, 'operator.json'), JSON.stringify({ listen: { host: '127.0.0.1', port: 0 }, state_dir: join(stateDir, 'state'), users, agents: { grace: 1 } }));
-  ({ child: operator, url, caFile } = await serveLocalOperator(join(stateDir, 'operator.json')));
+  ({ child: operator, url, caFile } = await serveOperator(join(stateDir, 'operator.json')));
 });
 
 after(async () => {

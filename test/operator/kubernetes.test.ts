@@ -6,7 +6,6 @@
 
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
 import { join } from 'node:path';
@@ -15,10 +14,11 @@ import type { Pod } from '../../src/fixture/pod.js';
 import { childExited } from '../../src/core/child.js';
 import { operatorConfigSchema } from '../../src/operator/config.js';
 import { startOperator, type RunningOperator } from '../../src/operator/server.js';
-import { aggregator, type AggregatedAccess } from '../helpers/aggregator.js';
-import { TestCertificates } from '../helpers/certificates.js';
+import type { AggregatedAccess } from '../helpers/aggregator.js';
+import type { TestCertificates } from '../helpers/certificates.js';
 import { installFakeKubelet, portForwardInto, type FakeKubelet } from '../helpers/fake-kubelet.js';
-import { kubeTokens, loadFixture, startFakeKubeApi, type FakeKubeApi, type KubeUser } from '../helpers/kube-api.js';
+import { kubeTokens, startFakeKubeApi, type FakeKubeApi, type KubeUser } from '../helpers/kube-api.js';
+import { fakeOperatorCluster, type OperatorCluster, type ReviewSeen } from '../helpers/kube-cluster.js';
 import { servePolicies, type FakePolicies } from '../helpers/kube-policies.js';
 import { serveJobs } from '../helpers/kube-jobs.js';
 import { answeredFrom, httpRequest } from '../helpers/net.js';
@@ -45,13 +45,13 @@ switch (mode) {
 `;
 
 const POD = 'orders-6497447b6f-2d76r';
-const GROUPS: Record<KubeUser, string[]> = { admin: ['system:masters', 'system:authenticated'], 'dev-alice': ['developers', 'system:authenticated'] };
 
 let pod: Pod;
 let app: { dir: string; remove: () => void };
 let api: FakeKubeApi;
 let kubelet: FakeKubelet;
 let operator: RunningOperator;
+let cluster: OperatorCluster;
 let certificates: TestCertificates;
 let proxied: AggregatedAccess[];
 let policies: FakePolicies;
@@ -60,7 +60,7 @@ const forwards: ChildProcess[] = [];
 const aliceLacks = new Set<string>();
 /** What SubjectAccessReviews deny dev-alice, as `verb resource name`. */
 const reviewsDeny = new Set<string>();
-const reviews: { user: string; verb: string; resource: string; name?: string }[] = [];
+let reviews: ReviewSeen[];
 /** The requestheader CA the ConfigMap holds; a test rotates it. */
 let requestHeaderCa = '';
 let frontProxy: { cert: string; key: string };
@@ -105,28 +105,15 @@ before(async () => {
   kubelet = installFakeKubelet(api, pod, POD, forwards);
   policies = servePolicies(api);
   serveJobs(api);
-  certificates = new TestCertificates();
-  certificates.ca('front-proxy-ca');
-  certificates.ca('other-ca');
-  frontProxy = certificates.client('front-proxy-client', 'front-proxy-client', 'front-proxy-ca');
-  requestHeaderCa = certificates.read('front-proxy-ca.pem');
-
-  // The recorded ConfigMap, with this test's front-proxy CA in place of the cluster's.
-  const configMap = loadFixture('operator/extension-apiserver-authentication-configmap.json') as { data: Record<string, string> };
-  api.override('GET', '/api/v1/namespaces/kube-system/configmaps/extension-apiserver-authentication', () => ({
-    status: 200,
-    body: { ...configMap, metadata: { ...(configMap as { metadata?: object }).metadata, resourceVersion: createHash('sha256').update(requestHeaderCa).digest('hex').slice(0, 12) }, data: { ...configMap.data, 'requestheader-client-ca-file': requestHeaderCa } },
-  }));
-  api.override('GET', '/apis/apiregistration.k8s.io/v1/apiservices/v1.operator.remocal.dev', () => ({ status: 200, body: loadFixture('operator/apiservice-available.json') }));
-  // RBAC as the recorded SubjectAccessReviews answer it: system:masters may do anything; dev-alice what her
-  // Role gives (get on the workloads of shop), less what a test takes away.
-  api.override('POST', '/apis/authorization.k8s.io/v1/subjectaccessreviews', (request) => {
-    const review = request.body as { spec: { user: string; groups?: string[]; resourceAttributes: { verb: string; resource: string; name?: string } } };
-    const { verb, resource, name } = review.spec.resourceAttributes;
-    reviews.push({ user: review.spec.user, verb, resource, ...(name === undefined ? {} : { name }) });
-    const allowed = (review.spec.groups ?? []).includes('system:masters') || (verb === 'get' && !reviewsDeny.has(`${verb} ${resource} ${name ?? ''}`));
-    return { status: 201, body: { ...review, status: allowed ? { allowed: true, reason: 'RBAC: allowed by RoleBinding "dev-viewer/shop"' } : { allowed: false } } };
+  cluster = fakeOperatorCluster(api, {
+    requestHeaderCa: () => requestHeaderCa,
+    // dev-alice's Role gives her get on the workloads of shop, less what a test takes away.
+    reviewAllows: ({ verb, resource, name }) => verb === 'get' && !reviewsDeny.has(`${verb} ${resource} ${name ?? ''}`),
+    allows: (access) => access.user === 'admin' || !aliceLacks.has(`${access.verb} ${access.subresource === undefined ? access.resource : `${access.resource}/${access.subresource}`}`),
   });
+  ({ certificates, frontProxy, reviews, proxied } = cluster);
+  certificates.ca('other-ca');
+  requestHeaderCa = certificates.read('front-proxy-ca.pem');
 
   const state = join(app.dir, 'operator-state');
   const config = operatorConfigSchema.parse({
@@ -138,16 +125,7 @@ before(async () => {
     log_level: 'warn',
   });
   operator = await startOperator(config);
-  const backend = aggregator({
-    group: 'operator.remocal.dev',
-    backend: operator.url,
-    caBundle: readFileSync(operator.caFile!, 'utf8'),
-    clientCert: frontProxy,
-    groups: GROUPS,
-    allows: (access) => access.user === 'admin' || !aliceLacks.has(`${access.verb} ${access.subresource === undefined ? access.resource : `${access.resource}/${access.subresource}`}`),
-  });
-  proxied = backend.proxied;
-  api.aggregate(backend);
+  cluster.aggregateTo({ url: operator.url, caFile: operator.caFile! });
 });
 
 after(async () => {
@@ -155,7 +133,7 @@ after(async () => {
   kubelet?.uninstall();
   for (const agent of kubelet?.agents ?? []) if (agent.exitCode === null && agent.signalCode === null) agent.kill('SIGKILL');
   await api?.close();
-  certificates?.remove();
+  cluster?.remove();
   await stopPodWithApp(pod, app);
 });
 

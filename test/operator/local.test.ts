@@ -13,7 +13,7 @@ import { agentLaunch, resolveLocalTarget } from '../../src/platform/local.js';
 import { startChild, stopChild } from '../../src/core/child.js';
 import { answeredFrom, httpRequest } from '../helpers/net.js';
 import { podIptablesRules } from '../helpers/pod.js';
-import { NAMED_APP, operatorClientEnv, serveLocalOperator } from '../helpers/local-operator.js';
+import { NAMED_APP, operatorClientEnv, serveOperator } from '../helpers/local-operator.js';
 import { listProcesses, waitFor } from '../helpers/processes.js';
 import { cliPath, runRemocal, startPodWithApp, startRemocal, stopPodWithApp, writeApp } from '../helpers/remocal.js';
 
@@ -123,7 +123,7 @@ function sharedAgents(): number[] {
 }
 
 async function startOperator(): Promise<void> {
-  ({ child: operator, url, caFile } = await serveLocalOperator(join(stateDir, 'operator.json')));
+  ({ child: operator, url, caFile } = await serveOperator(join(stateDir, 'operator.json')));
 }
 
 before(async () => {

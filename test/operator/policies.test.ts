@@ -19,7 +19,7 @@ import type { AgentEvent, AgentRequest, AgentResults, AgentToIntproxy, IntproxyT
 import type { PolicySpec } from '../../src/protocol/policy.js';
 import { RpcClient } from '../../src/protocol/rpc.js';
 import { answeredFrom, freePort, httpRequest } from '../helpers/net.js';
-import { NAMED_APP, operatorClientEnv, serveLocalOperator } from '../helpers/local-operator.js';
+import { NAMED_APP, operatorClientEnv, serveOperator } from '../helpers/local-operator.js';
 import { waitFor } from '../helpers/processes.js';
 import { cliPath, runRemocal, startPodWithApp, startRemocal, stopPodWithApp, type RunResult } from '../helpers/remocal.js';
 
@@ -207,7 +207,7 @@ function request(path: string, headers: Record<string, string> = {}): Promise<st
 }
 
 async function startOperator(): Promise<void> {
-  ({ child: operator, url, caFile } = await serveLocalOperator(join(stateDir, 'operator.json')));
+  ({ child: operator, url, caFile } = await serveOperator(join(stateDir, 'operator.json')));
 }
 
 before(async () => {

@@ -1,7 +1,7 @@
 // The intproxy's way to a session behind the operator: a small process whose stdio is the session's link, as
 // kube-link's is for a direct Kubernetes session. It opens the session's WebSocket on the operator and then only
-// copies bytes. A refusal (the operator's Status) and a lost operator are said on stderr, which the intproxy
-// shows as the link's last words.
+// copies bytes. A refusal (the operator's Status), a session the operator ended, and a lost operator are said on
+// stderr as a SessionEnded, which the intproxy reports in those words.
 
 import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -78,7 +78,17 @@ async function main(): Promise<number> {
         resolve({ line: `${SESSION_ENDED_PREFIX}${JSON.stringify(ended)}`, exitCode: SESSION_ENDED_EXIT_CODE });
       }
       else if (code === 1000 || code === 1005) resolve({ line: 'operator-link: the operator closed the session', exitCode: 0 });
-      else resolve({ line: `operator-link: the connection to the operator dropped (WebSocket ${code}${reason.length > 0 ? `: ${reason.toString()}` : ''}): is the operator still running?`, exitCode: 0 });
+      else {
+        // The agent may well run on: it is the operator that went (killed, restarted, or out of reach), and the
+        // session with it. Said as the operator's end of the session, not as an agent that exited.
+        const ended: SessionEnded = {
+          code: 'REMOCAL_OPERATOR_UNAVAILABLE',
+          message: `the connection to the operator dropped (WebSocket ${code}${reason.length > 0 ? `: ${reason.toString()}` : ''}): it stopped, restarted or cannot be reached`,
+          hint: 'Sessions do not outlive the operator; a restarted one puts back what the session changed (its copy, a scaled-down workload). Check that it runs (`remocal operator status`), then run the command again.',
+          refused: false,
+        };
+        resolve({ line: `${SESSION_ENDED_PREFIX}${JSON.stringify(ended)}`, exitCode: SESSION_ENDED_EXIT_CODE });
+      }
     });
   });
   stream.on('error', () => undefined);
