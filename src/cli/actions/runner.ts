@@ -109,9 +109,12 @@ export class ActionRunner {
     const timeout = new AbortController();
     const timer = setTimeout(() => timeout.abort(), step.timeoutMs);
     const signal = AbortSignal.any([outer, timeout.signal]);
+    // Ends the probe when the race is decided another way (the step exited first): it would go on polling.
+    const settled = new AbortController();
+    const probeSignal = AbortSignal.any([signal, settled.signal]);
     try {
       const outputs = await Promise.race([
-        probe === undefined ? ranToEnd(child) : waitForReady(probe, child, signal),
+        probe === undefined ? ranToEnd(child) : waitForReady(probe, child, probeSignal),
         exitedTooEarly(child, probe),
         new Promise<never>((_, reject) => {
           const onAbort = () => reject(signal.reason);
@@ -130,6 +133,7 @@ export class ActionRunner {
       throw this.stepFailure(step, child, probe, timeout.signal.aborted ? null : error);
     } finally {
       clearTimeout(timer);
+      settled.abort();
     }
   }
 
