@@ -45,7 +45,8 @@ export interface TargetCatalog<T> {
   /** `local` in local mode; the cluster's namespaces in Kubernetes mode. Throws a 404 for one it does not serve. */
   checkNamespace(namespace: string): void;
   /** Throws an OperatorForbiddenError when `identity` may not open sessions on `target` in `namespace`. */
-  authorize(identity: Identity, namespace: string, target: Target, options?: { copy?: boolean }): Promise<void>;
+  /** `copy`, `scaleDown`: the session runs on a copy of the target, with the workload scaled down (Kubernetes mode). */
+  authorize(identity: Identity, namespace: string, target: Target, options?: { copy?: boolean; scaleDown?: boolean }): Promise<void>;
   resolve(namespace: string, target: Target): Promise<ResolvedForSession<T>>;
   /** Whether `identity` may end sessions that are not theirs in `namespace`. */
   mayEndOthers(identity: Identity, namespace: string): Promise<boolean>;

@@ -33,6 +33,7 @@ export interface ResourceAttributes {
   verb: string;
   group: string;
   resource: string;
+  subresource?: string;
   name?: string;
 }
 
@@ -127,7 +128,7 @@ export class KubeCatalog implements TargetCatalog<ResolvedPod> {
     if (!NAMESPACE.test(namespace)) throw new NotServedError(`"${namespace}" is not a namespace name`, 400);
   }
 
-  async authorize(identity: Identity, namespace: string, target: Target, options: { copy?: boolean } = {}): Promise<void> {
+  async authorize(identity: Identity, namespace: string, target: Target, options: { copy?: boolean; scaleDown?: boolean } = {}): Promise<void> {
     if (target.platform !== 'kubernetes') {
       throw new OperatorForbiddenError(`This operator serves the cluster's workloads, not ${formatTarget(target)}, a target on some host.`, {
         hint: 'A host\'s targets go through a local-mode operator on that host (local_operator.url).',
@@ -143,6 +144,19 @@ export class KubeCatalog implements TargetCatalog<ResolvedPod> {
     if (!(await this.reviewer.allowed(identity, { namespace, verb: 'get', group, resource, name: target.name }))) {
       throw new OperatorForbiddenError(`${identity.user} may not get ${resource}${group === '' ? '' : `.${group}`} "${target.name}" in namespace ${namespace}, so may not open a session on it.`, {
         hint: `Check it with \`kubectl auth can-i get ${resource}${group === '' ? '' : `.${group}`}/${target.name} -n ${namespace}\`; an admin grants it with a Role.`,
+      });
+    }
+    // A copy is a pod the operator creates, and a scale-down stops the team's own pods: being allowed to look at a
+    // workload is not being allowed either. The copy takes a right of remocal's own; the scale-down the user's own
+    // right to scale the workload, as \`kubectl scale\` would need.
+    if (options.copy === true && !(await this.reviewer.allowed(identity, { namespace, verb: 'create', group: 'operator.remocal.dev', resource: 'copytargets', name: target.name }))) {
+      throw new OperatorForbiddenError(`${identity.user} may not make copy targets in namespace ${namespace}.`, {
+        hint: `An admin grants it with a Role: verbs [create] on copytargets.operator.remocal.dev (the ClusterRole remocal-user has it). Check it with \`kubectl auth can-i create copytargets.operator.remocal.dev -n ${namespace}\`.`,
+      });
+    }
+    if (options.scaleDown === true && !(await this.reviewer.allowed(identity, { namespace, verb: 'patch', group, resource, subresource: 'scale', name: target.name }))) {
+      throw new OperatorForbiddenError(`${identity.user} may not scale ${resource}${group === '' ? '' : `.${group}`} "${target.name}" in namespace ${namespace}, so may not scale it down for a copy (scale_down).`, {
+        hint: `Run the copy without scale_down, or ask an admin for patch on ${resource}/scale; check it with \`kubectl auth can-i patch ${resource}${group === '' ? '' : `.${group}`}/${target.name} --subresource=scale -n ${namespace}\`.`,
       });
     }
   }

@@ -125,7 +125,7 @@ export class SessionRegistry<T> {
       throw new CopyTargetUnsupportedError(`This operator cannot copy ${formatTarget(target)}: copy targets need the operator on Kubernetes, and this one serves the targets of a host.`);
     }
     this.catalog.checkNamespace(namespace);
-    await this.catalog.authorize(identity, namespace, target, { copy: true });
+    await this.catalog.authorize(identity, namespace, target, { copy: true, scaleDown: request.scaleDown });
     const scope = await copies.scopeOf(namespace, target);
     checkCopyBlocks(applicablePolicies(this.policies.current(), { namespace, ...scope, copy: false }), request, target);
     return { policies: applicablePolicies(this.policies.current(), { namespace, ...scope, copy: true }) };

@@ -16,6 +16,7 @@ export interface ReviewSeen {
   user: string;
   verb: string;
   resource: string;
+  subresource?: string;
   name?: string;
 }
 
@@ -62,9 +63,9 @@ export function fakeOperatorCluster(api: FakeKubeApi, options: OperatorClusterOp
     api.override('GET', '/apis/apiregistration.k8s.io/v1/apiservices/v1.operator.remocal.dev', () => ({ status: 200, body: loadFixture('operator/apiservice-available.json') })),
     // As the recorded SubjectAccessReviews answer: system:masters may do anything, others what the test allows.
     api.override('POST', '/apis/authorization.k8s.io/v1/subjectaccessreviews', (request) => {
-      const review = request.body as { spec: { user: string; groups?: string[]; resourceAttributes: { verb: string; resource: string; name?: string } } };
-      const { verb, resource, name } = review.spec.resourceAttributes;
-      const seen: ReviewSeen = { user: review.spec.user, verb, resource, ...(name === undefined ? {} : { name }) };
+      const review = request.body as { spec: { user: string; groups?: string[]; resourceAttributes: { verb: string; resource: string; subresource?: string; name?: string } } };
+      const { verb, resource, subresource, name } = review.spec.resourceAttributes;
+      const seen: ReviewSeen = { user: review.spec.user, verb, resource, ...(subresource === undefined ? {} : { subresource }), ...(name === undefined ? {} : { name }) };
       reviews.push(seen);
       const allowed = (review.spec.groups ?? []).includes('system:masters') || (options.reviewAllows?.(seen) ?? false);
       return { status: 201, body: { ...review, status: allowed ? { allowed: true, reason: 'RBAC: allowed by RoleBinding "dev-viewer/shop"' } : { allowed: false } } };

@@ -57,6 +57,8 @@ let kubelet: FakeKubelet;
 let cluster: OperatorCluster;
 let configFile: string;
 const operators: ChildProcess[] = [];
+/** Whether dev-alice may scale deployment/orders (a scale_down needs it). */
+let mayScale = true;
 const forwards: ChildProcess[] = [];
 
 /** `remocal operator serve` on the shared state dir, with the aggregator pointed at it. */
@@ -120,8 +122,11 @@ before(async () => {
   kubelet = installFakeKubelet(api, pod, POD, forwards, { path: /^\/api\/v1\/namespaces\/shop\/pods\/([^/]+-copy-[^/]+)$/, body: (name) => copies.answer(name) });
   servePolicies(api);
   serveJobs(api);
-  // dev-alice's Role gives her get on the workloads of shop.
-  cluster = fakeOperatorCluster(api, { reviewAllows: ({ verb }) => verb === 'get' });
+  // dev-alice's Role gives her get on the workloads of shop, remocal-user's create on copytargets, and (unless a test
+  // takes it away) patch on the deployment's scale.
+  cluster = fakeOperatorCluster(api, {
+    reviewAllows: ({ verb, resource, subresource }) => verb === 'get' || (verb === 'create' && resource === 'copytargets') || (verb === 'patch' && subresource === 'scale' && mayScale),
+  });
   configFile = join(app.dir, 'operator.json');
   writeFileSync(
     configFile,
@@ -239,6 +244,25 @@ describe('a copy target through the operator, end to end', { timeout: 240_000 },
     assert.match(result.stderr, /The session on deployment\/orders .*was closed: the connection to the operator dropped \(WebSocket \d+\): it stopped, restarted or cannot be reached\./);
     assert.match(result.stderr, /REMOCAL_OPERATOR_UNAVAILABLE/);
     assert.doesNotMatch(result.stderr, /exited with code/);
+  });
+
+  it('a user who may not scale the deployment is refused a scale_down copy in words, before anything is created', async () => {
+    const operator = await serve();
+    mayScale = false;
+    try {
+      const session = copySession('noscale');
+      const result = await session.run.done;
+      assert.equal(result.code, 125, result.stderr);
+      assert.match(result.stderr, /dev-alice may not scale deployments\.apps "orders" in namespace shop, so may not scale it down for a copy \(scale_down\)/);
+      assert.match(result.stderr, /kubectl auth can-i patch deployments\.apps\/orders --subresource=scale -n shop/);
+      assert.match(result.stderr, /REMOCAL_OPERATOR_FORBIDDEN/);
+      assert.deepEqual([...copies.pods.keys()], [], 'no copy was made');
+      assert.equal(copies.replicas(), 2, 'the deployment keeps its replicas');
+      assert.ok(cluster.reviews.some((review) => review.verb === 'patch' && review.resource === 'deployments' && review.subresource === 'scale' && review.name === 'orders'));
+    } finally {
+      mayScale = true;
+      await stopChild(operator.child);
+    }
   });
 
   it('asked the API server nothing it has no recording or rule for', () => {
