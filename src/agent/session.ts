@@ -44,6 +44,8 @@ export interface SessionOptions {
   files: 'off' | 'read' | 'write';
   /** The admins' policies in force for the session (behind the operator); none for a direct session. */
   policies?: readonly AppliedPolicy[];
+  /** What the operator sets in this session's view of the environment (SessionPreamble.env). */
+  env?: Readonly<Record<string, string>>;
   /**
    * `agent`: the session's end is the agent's end (a direct session): `session.close` stops the target's
    * redirects at once and the agent finishes what it accepted. `session`: only this session's subscriptions go.
@@ -189,10 +191,11 @@ export function serveSession(target: SharedTarget, options: SessionOptions): Age
 
   /** The target's environment, less what the policies hold back; the user is told what was held back and why. */
   const environment = async (): Promise<Result<EnvGetResult>> => {
+    const overrides = options.env ?? {};
     const blocked = guard.blocked('env');
     if (blocked !== null) {
       noticeRefusal(blocked, 'the target\'s environment: the process runs with this machine\'s own');
-      return { ok: true, value: { env: target.pid === null ? null : {} } };
+      return { ok: true, value: { env: target.pid === null ? null : { ...overrides } } };
     }
     const answer = await readTargetEnv(target.pid);
     if (!answer.ok || answer.value.env === null) return answer;
@@ -205,7 +208,7 @@ export function serveSession(target: SharedTarget, options: SessionOptions): Age
       byRule.set(key, entry);
     }
     for (const { refusal, names: held } of byRule.values()) noticeRefusal(refusal, `the target's ${held.sort().join(', ')}`);
-    return { ok: true, value: { env } };
+    return { ok: true, value: { env: { ...env, ...overrides } } };
   };
 
   const closeSession = async (): Promise<Result<SessionCloseResult>> => {

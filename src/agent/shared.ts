@@ -78,6 +78,7 @@ export async function serveSharedTarget(target: SharedTarget, options: SharedAge
       owner: preamble.owner,
       files: preamble.files,
       policies: preamble.policies ?? [],
+      env: preamble.env ?? {},
       closes: 'session',
       handshakeTimeoutMs: options.handshakeTimeoutMs,
     });

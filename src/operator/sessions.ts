@@ -57,6 +57,8 @@ export interface SessionOptions {
   purpose: 'exec' | 'port-forward';
   /** Run against a copy of the target (Kubernetes mode). */
   copy?: CopyTargetRequest | undefined;
+  /** Variables set in the session's view of the target's environment (SessionPreamble.env). */
+  env?: Record<string, string> | undefined;
 }
 
 /** Close reasons the CLI shows, by the error code it shows them with. */
@@ -212,7 +214,7 @@ export class SessionRegistry<T> {
       checkPurpose(policies, purpose, target);
       checkCarried(policies, target);
       lease = await this.pool.acquire(resolved.agentKey, resolved.target);
-      socket = await lease.agent.openSession({ kind: 'session', session: id, owner: identity.user, files, policies });
+      socket = await lease.agent.openSession({ kind: 'session', session: id, owner: identity.user, files, policies, ...(options.env === undefined ? {} : { env: options.env }) });
     } catch (error) {
       lease?.release();
       await copy?.release();

@@ -23,6 +23,12 @@ export interface SessionPreamble {
   files: 'off' | 'read' | 'write';
   /** The admins' policies that apply to the session, which the agent enforces on each of its operations. */
   policies?: AppliedPolicy[];
+  /**
+   * Variables the operator sets in this session's view of the target's environment, over the target's own: what
+   * the operator arranged for the session alone (a split queue's temporary queue, docs/queues.md). Not the
+   * target's secrets, so a policy that holds the environment back does not hold these.
+   */
+  env?: Record<string, string>;
 }
 
 /**
@@ -42,6 +48,23 @@ export const MAX_PREAMBLE_BYTES = 256 * 1024;
 export const MAX_SESSION_POLICIES = 256;
 
 const SESSION_ID = /^[a-z0-9][a-z0-9-]{0,62}$/;
+/** Bounds of a session's env overrides: a handful of names the operator chose, never a whole environment. */
+export const MAX_SESSION_ENV = 64;
+const MAX_SESSION_ENV_VALUE_BYTES = 4096;
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
+
+function parseSessionEnv(value: unknown): Record<string, string> | string {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return 'the preamble\'s env is not an object';
+  const entries = Object.entries(value as Record<string, unknown>);
+  if (entries.length > MAX_SESSION_ENV) return `the preamble sets more than ${MAX_SESSION_ENV} env vars`;
+  const env: Record<string, string> = {};
+  for (const [name, text] of entries) {
+    if (!ENV_NAME.test(name)) return `the preamble's env holds ${JSON.stringify(name.slice(0, 80))}, which is not a variable name`;
+    if (typeof text !== 'string' || Buffer.byteLength(text) > MAX_SESSION_ENV_VALUE_BYTES) return `the preamble's env ${name} is not a string of at most ${MAX_SESSION_ENV_VALUE_BYTES} bytes`;
+    env[name] = text;
+  }
+  return env;
+}
 
 /** The preamble if `value` is a well-formed one, else why not. */
 export function parsePreamble(line: string): Preamble | string {
@@ -52,16 +75,24 @@ export function parsePreamble(line: string): Preamble | string {
     return 'the preamble is not JSON';
   }
   if (typeof value !== 'object' || value === null) return 'the preamble is not an object';
-  const { kind, session, owner, files, policies } = value as Record<string, unknown>;
+  const { kind, session, owner, files, policies, env } = value as Record<string, unknown>;
   if (kind === 'control') return { kind };
   if (kind !== 'session') return `unknown preamble kind ${JSON.stringify(kind)}`;
   if (typeof session !== 'string' || !SESSION_ID.test(session)) return 'the preamble names no valid session id';
   if (typeof owner !== 'string' || owner.length === 0 || owner.length > 512) return 'the preamble names no owner';
   if (files !== 'off' && files !== 'read' && files !== 'write') return 'the preamble gives no valid files mode';
-  if (policies === undefined) return { kind, session, owner, files };
-  const applied = parsePolicies(policies);
-  if (typeof applied === 'string') return applied;
-  return { kind, session, owner, files, policies: applied };
+  const preamble: SessionPreamble = { kind, session, owner, files };
+  if (policies !== undefined) {
+    const applied = parsePolicies(policies);
+    if (typeof applied === 'string') return applied;
+    preamble.policies = applied;
+  }
+  if (env !== undefined) {
+    const overrides = parseSessionEnv(env);
+    if (typeof overrides === 'string') return overrides;
+    preamble.env = overrides;
+  }
+  return preamble;
 }
 
 /**

@@ -205,9 +205,9 @@ class SessionClient {
   }
 
   /** Session id `name`, owned by `<name>-owner`; resolves once the session's link is up. */
-  static async open(agent: SharedAgent, name: string): Promise<SessionClient> {
+  static async open(agent: SharedAgent, name: string, extra: Pick<SessionPreamble, 'env' | 'policies'> = {}): Promise<SessionClient> {
     const socket = await connectUnix(agent.socketPath);
-    const preamble: SessionPreamble = { kind: 'session', session: name, owner: `${name}-owner`, files: 'read' };
+    const preamble: SessionPreamble = { kind: 'session', session: name, owner: `${name}-owner`, files: 'read', ...extra };
     socket.write(`${JSON.stringify(preamble)}\n`);
     const session = new SessionClient(name, socket);
     onCleanup(() => session.close());
@@ -461,6 +461,28 @@ describe('shared agent (agent --sessions)', { timeout: 10 * TEST_TIMEOUT_MS }, (
     assert.deepEqual(subscriptions, { alice: [pod.ports.target], bob: [pod.ports.target], carol: [otherPort] });
   });
 
+  it('lays the operator\'s env for one session over the target\'s environment, for that session alone, even where a policy holds the environment back', { timeout: TEST_TIMEOUT_MS }, async () => {
+    const agent = await SharedAgent.start(pod);
+    const split = await SessionClient.open(agent, 'split', { env: { ORDERS_QUEUE: 'orders.remocal.split', GREETING: 'from the operator' } });
+    const plain = await SessionClient.open(agent, 'plain');
+    const held = await SessionClient.open(agent, 'held', {
+      env: { ORDERS_QUEUE: 'orders.remocal.held' },
+      policies: [{ kind: 'RemocalPolicy', name: 'shop/no-env', spec: { block: ['env'] } }],
+    });
+    const envOf = async (session: SessionClient) => {
+      const answer = await session.rpc.request({ op: 'env.get' });
+      assert.ok(answer.ok, JSON.stringify(answer));
+      return answer.value.env!;
+    };
+    const [splitEnv, plainEnv, heldEnv] = [await envOf(split), await envOf(plain), await envOf(held)];
+    assert.equal(splitEnv.ORDERS_QUEUE, 'orders.remocal.split');
+    assert.equal(splitEnv.GREETING, 'from the operator');
+    assert.equal(splitEnv.DATABASE_URL, plainEnv.DATABASE_URL, 'the rest is the target\'s own');
+    assert.equal(plainEnv.GREETING, 'hello from the pod');
+    assert.equal(plainEnv.ORDERS_QUEUE, undefined);
+    assert.deepEqual(heldEnv, { ORDERS_QUEUE: 'orders.remocal.held' });
+  });
+
   it('lists the sessions on the control link and ends one with session.end', { timeout: TEST_TIMEOUT_MS }, async () => {
     const agent = await SharedAgent.start(pod);
     const alice = await SessionClient.open(agent, 'alice');
@@ -545,6 +567,10 @@ describe('shared agent (agent --sessions)', { timeout: 10 * TEST_TIMEOUT_MS }, (
       ['no files mode', `${JSON.stringify({ kind: 'session', session: 'nofiles', owner: 'x' })}\n`],
       ['another kind', `${JSON.stringify({ kind: 'control', session: 'other', owner: 'x', files: 'read' })}\n`],
       ['an invalid session id', `${JSON.stringify({ kind: 'session', session: '../Evil', owner: 'x', files: 'read' })}\n`],
+      ['env that is not an object', `${JSON.stringify({ kind: 'session', session: 'badenv', owner: 'x', files: 'read', env: ['A=1'] })}\n`],
+      ['env with a name that is not a variable name', `${JSON.stringify({ kind: 'session', session: 'badname', owner: 'x', files: 'read', env: { 'A=B': '1' } })}\n`],
+      ['env with a value that is not a string', `${JSON.stringify({ kind: 'session', session: 'badvalue', owner: 'x', files: 'read', env: { A: 1 } })}\n`],
+      ['env with too many vars', `${JSON.stringify({ kind: 'session', session: 'manyenv', owner: 'x', files: 'read', env: Object.fromEntries(Array.from({ length: 65 }, (_, index) => [`V${index}`, 'x'])) })}\n`],
     ];
     for (const [what, bytes] of bad) {
       const socket = await connectUnix(agent.socketPath);
