@@ -159,12 +159,12 @@ export function registerOperatorCommands(program: Command, addConfigFlags: (comm
     .option('--image <image>', 'the operator image (default: remocal/operator:<this version>)')
     .option('--agent-image <image>', 'the image of the agents the operator starts next to targets (default: remocal/agent:<this version>)')
     .option('--print-certs', 'print only a new certificate, as a values file for charts/remocal-operator')
-    .option('--crds', 'print only the policy CRDs (RemocalPolicy, RemocalClusterPolicy), e.g. to upgrade those a Helm install made')
+    .option('--crds', 'print only the CRDs (RemocalPolicy, RemocalClusterPolicy, RemocalSplitConfig), e.g. to upgrade those a Helm install made')
     .addHelpText('after', '\nExamples:\n  remocal operator setup | kubectl apply -f -\n  remocal operator setup --print-certs > certs.yaml && helm install remocal-operator charts/remocal-operator -f certs.yaml\n  remocal operator setup --crds | kubectl apply -f -')
     .action(async (options: { namespace: string; image?: string; agentImage?: string; printCerts?: boolean; crds?: boolean }) => {
-      const { operatorInstallObjects, operatorServiceNames, installYaml, certificateValuesYaml, policyCrdsYaml } = await import('../operator/install.js');
+      const { operatorInstallObjects, operatorServiceNames, installYaml, certificateValuesYaml, policyCrdsYaml, splitConfigCrdYaml } = await import('../operator/install.js');
       if (options.crds) {
-        process.stdout.write(policyCrdsYaml());
+        process.stdout.write(policyCrdsYaml() + splitConfigCrdYaml());
         return;
       }
       const { issueWithThrowawayCa } = await import('../operator/tls.js');

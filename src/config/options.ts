@@ -23,6 +23,7 @@ import {
   targetPathString,
 } from './value-types.js';
 import { COPY_COMMANDS } from '../protocol/copy-target.js';
+import { MAX_SPLIT_QUEUES, messageFilterProblem, QUEUE_TYPES, queueIdProblem } from '../protocol/split-queues.js';
 import { actionList } from './actions.js';
 
 const INCOMING_MODES = ['mirror', 'steal', 'off'] as const;
@@ -433,6 +434,24 @@ const copyTarget = group({
   },
 });
 
+/** One queue a session splits; the bounds and the regex check are the protocol's, so the operator accepts what passes here. */
+const splitQueue = z.strictObject({
+  queue_type: z.enum(QUEUE_TYPES),
+  message_filter: z.record(z.string(), z.string()).superRefine((filter, context) => {
+    const problem = messageFilterProblem(filter);
+    if (problem !== null) context.addIssue({ code: 'custom', message: `${problem}.` });
+  }),
+});
+
+const splitQueues = z.record(z.string(), splitQueue).superRefine((queues, context) => {
+  const ids = Object.keys(queues);
+  if (ids.length > MAX_SPLIT_QUEUES) context.addIssue({ code: 'custom', message: `names ${ids.length} queues; at most ${MAX_SPLIT_QUEUES} may be split in one session.` });
+  for (const id of ids) {
+    const problem = queueIdProblem(id);
+    if (problem !== null) context.addIssue({ code: 'custom', message: `${problem}.`, path: [id] });
+  }
+});
+
 const feature = group({
   description: 'What of the target the process gets: environment, files, network.',
   children: {
@@ -441,7 +460,14 @@ const feature = group({
     network,
     copy_target: copyTarget,
     hostname: mirrordOnly("Report the target's hostname."),
-    split_queues: mirrordOnly('Split message queues between sessions (operator).'),
+    split_queues: option({
+      schema: splitQueues,
+      description:
+        'Queue splitting (operator, docs/queues.md): queue id → `{ "queue_type": "RMQ" | "NATS", "message_filter": { "<header or property>": "<regex>" } }`. ' +
+        'A message of that queue goes to this session when every entry of its filter matches (case-insensitive regexes), and to the ' +
+        "deployed app otherwise. The queue ids are those of the workload's RemocalSplitConfig, which the platform team writes.",
+      docsDefault: 'not set',
+    }),
     db_branches: mirrordOnly('Database branches (operator).'),
     magic: mirrordOnly('Presets such as hiding local AWS credentials.'),
     preview: mirrordOnly('Preview environments (operator).'),

@@ -126,6 +126,11 @@ export class CopyTargetUnsupportedError extends defineError(
   'user',
   '`feature.copy_target` needs the remocal operator on Kubernetes (`operator: true` or `auto` with the operator installed): see docs/operator.md.',
 ) {}
+export class SplitQueuesHeldError extends defineError(
+  'REMOCAL_SPLIT_QUEUES_HELD',
+  'user',
+  'Another session points the workload\'s queue elsewhere: wait for it to end, or ask its owner.',
+) {}
 
 // --- config: the configuration is wrong --------------------------------------------------------------
 export class ConfigError extends defineError('REMOCAL_CONFIG_INVALID', 'config', 'Run `remocal verify-config` to check the file.') {}
@@ -140,6 +145,11 @@ export class OperatorUnauthorizedError extends defineError(
   'REMOCAL_OPERATOR_UNAUTHORIZED',
   'config',
   'Set your token in REMOCAL_OPERATOR_TOKEN (or local_operator.token); the operator\'s admin gives it to you (docs/operator.md).',
+) {}
+export class SplitConfigError extends defineError(
+  'REMOCAL_SPLIT_CONFIG',
+  'config',
+  'The platform team writes the workload\'s RemocalSplitConfig and the broker Secret it names: see docs/queues.md.',
 ) {}
 
 // --- remote: the target, the agent or the link failed ------------------------------------------------
@@ -224,6 +234,8 @@ export const errorCatalog = [
   CopyTargetHeldError,
   CopyTargetUnsupportedError,
   CopyTargetFailedError,
+  SplitQueuesHeldError,
+  SplitConfigError,
   JobStepFailedError,
   SessionClosedError,
   InternalError,

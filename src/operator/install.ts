@@ -8,10 +8,15 @@
 // `extension-apiserver-authentication-reader` in kube-system (to read the requestheader CA); and users need
 // RBAC on the aggregated resources, since the API server checks it before it proxies anything. The policy CRDs
 // (policy-crd.ts) come with it: the operator reads policies, platform teams write them, developers may read them.
+// So does the RemocalSplitConfig CRD (split-config-crd.ts), with the same three roles. The Secrets those configs
+// name hold broker credentials: the operator gets no cluster-wide right to them, only a ClusterRole that the
+// platform team binds in each namespace whose queues may be split (docs/queues.md, "RBAC").
 
 import { stringify } from 'yaml';
 import { POLICY_GROUP } from '../protocol/policy.js';
+import { SPLIT_GROUP } from '../protocol/split-queues.js';
 import { POLICY_RESOURCES, policyCrds } from './policy-crd.js';
+import { SPLIT_CONFIG_RESOURCE, splitConfigCrd } from './split-config-crd.js';
 import type { IssuedCertificate } from './tls.js';
 
 export const OPERATOR_NAME = 'remocal-operator';
@@ -19,6 +24,9 @@ export const OPERATOR_GROUP = 'operator.remocal.dev';
 export const OPERATOR_APISERVICE = `v1.${OPERATOR_GROUP}`;
 export const USER_CLUSTER_ROLE = 'remocal-user';
 export const POLICY_ADMIN_CLUSTER_ROLE = 'remocal-policy-admin';
+export const SPLIT_ADMIN_CLUSTER_ROLE = 'remocal-split-admin';
+/** Bound per namespace by the platform team (a RoleBinding), never cluster-wide: `get` of that namespace's Secrets. */
+export const SPLIT_SECRETS_CLUSTER_ROLE = 'remocal-operator-split-secrets';
 export const DEFAULT_OPERATOR_NAMESPACE = 'remocal-system';
 /** Where the Deployment mounts its config; the command names it. */
 export const OPERATOR_CONFIG_PATH = '/etc/remocal/operator.yaml';
@@ -71,6 +79,12 @@ function installedPolicyCrds(): KubeObject[] {
   return policyCrds().map((crd) => ({ ...crd, metadata: metadata(crd.metadata.name) }));
 }
 
+/** The split-config CRD as installed, labelled like the rest. */
+function installedSplitConfigCrd(): KubeObject {
+  const crd = splitConfigCrd();
+  return { ...crd, metadata: metadata(crd.metadata.name) };
+}
+
 /** What the operator itself does in the cluster: find targets, start agents next to them, check callers. */
 const operatorRules = [
   // Copy targets: the operator creates the copy pods and deletes them.
@@ -82,7 +96,8 @@ const operatorRules = [
   { apiGroups: [''], resources: ['events'], verbs: ['list'] },
   // The last lines of a job step's log, for its user.
   { apiGroups: [''], resources: ['pods/log'], verbs: ['get'] },
-  // `patch`: the scale-down annotation of copy targets, which outlives the operator.
+  // `patch`: the scale-down annotation of copy targets, and the env var a split queue points at the deployed app's
+  // temporary queue (with its annotation); both outlive the operator, which undoes them at its start.
   { apiGroups: ['apps'], resources: ['deployments', 'statefulsets', 'replicasets'], verbs: ['get', 'list', 'patch'] },
   { apiGroups: ['apps'], resources: ['deployments/scale', 'statefulsets/scale', 'replicasets/scale'], verbs: ['get', 'update', 'patch'] },
   // Agents on a node, and job steps, run as Jobs, which the operator starts, watches and removes.
@@ -93,7 +108,14 @@ const operatorRules = [
   { apiGroups: ['authorization.k8s.io'], resources: ['subjectaccessreviews'], verbs: ['create'] },
   // It enforces the policies that apply to each session, and follows their changes.
   { apiGroups: [POLICY_GROUP], resources: policyResources, verbs: ['get', 'list', 'watch'] },
+  // How each workload's queues are split. Not Secrets: see SPLIT_SECRETS_CLUSTER_ROLE.
+  { apiGroups: [SPLIT_GROUP], resources: [SPLIT_CONFIG_RESOURCE.plural], verbs: ['get', 'list', 'watch'] },
 ];
+
+// `get` only: the operator reads the one Secret a RemocalSplitConfig names, by name, when a session splits that
+// queue. Without `list` or `watch` it cannot enumerate Secrets, and bound with a RoleBinding it reads none outside
+// the namespaces the platform team chose (a Role with resourceNames narrows it to the named Secrets).
+const splitSecretsRules = [{ apiGroups: [''], resources: ['secrets'], verbs: ['get'] }];
 
 /** What a developer needs on the aggregated API; the API server checks it before proxying. */
 const userRules = [
@@ -109,10 +131,15 @@ const userRules = [
   { apiGroups: ['apiregistration.k8s.io'], resources: ['apiservices'], resourceNames: [OPERATOR_APISERVICE], verbs: ['get'] },
   // To see what limits them (bound in a namespace, only that namespace's RemocalPolicies).
   { apiGroups: [POLICY_GROUP], resources: policyResources, verbs: ['get', 'list'] },
+  // To see which queue ids a workload offers to feature.split_queues (the Secrets they name stay out of reach).
+  { apiGroups: [SPLIT_GROUP], resources: [SPLIT_CONFIG_RESOURCE.plural], verbs: ['get', 'list'] },
 ];
 
 /** For platform teams, who write the policies. */
 const policyAdminRules = [{ apiGroups: [POLICY_GROUP], resources: policyResources, verbs: ['create', 'update', 'patch', 'delete', 'get', 'list', 'watch'] }];
+
+/** For platform teams, who say how workloads' queues are split (and create the Secrets those name, with rights of their own). */
+const splitAdminRules = [{ apiGroups: [SPLIT_GROUP], resources: [SPLIT_CONFIG_RESOURCE.plural], verbs: ['create', 'update', 'patch', 'delete', 'get', 'list', 'watch'] }];
 
 export function operatorInstallObjects(options: InstallOptions): KubeObject[] {
   const namespace = options.namespace ?? DEFAULT_OPERATOR_NAMESPACE;
@@ -123,6 +150,7 @@ export function operatorInstallObjects(options: InstallOptions): KubeObject[] {
 
   return [
     ...installedPolicyCrds(),
+    installedSplitConfigCrd(),
     { apiVersion: 'v1', kind: 'Namespace', metadata: metadata(namespace) },
     { apiVersion: 'v1', kind: 'ServiceAccount', metadata: metadata(OPERATOR_NAME, namespace) },
     { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: metadata(OPERATOR_NAME), rules: operatorRules },
@@ -218,6 +246,8 @@ export function operatorInstallObjects(options: InstallOptions): KubeObject[] {
     },
     { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: metadata(USER_CLUSTER_ROLE), rules: userRules },
     { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: metadata(POLICY_ADMIN_CLUSTER_ROLE), rules: policyAdminRules },
+    { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: metadata(SPLIT_ADMIN_CLUSTER_ROLE), rules: splitAdminRules },
+    { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: metadata(SPLIT_SECRETS_CLUSTER_ROLE), rules: splitSecretsRules },
   ];
 }
 
@@ -239,6 +269,11 @@ export function installYaml(objects: readonly KubeObject[], namespace: string): 
     '#',
     `# Let a platform team write policies (RemocalPolicy, RemocalClusterPolicy of ${POLICY_GROUP}):`,
     `#   kubectl create clusterrolebinding remocal-policy-admin:platform --clusterrole=${POLICY_ADMIN_CLUSTER_ROLE} --group=platform`,
+    '#',
+    `# Queue splitting (docs/queues.md): let a platform team write RemocalSplitConfigs (${SPLIT_GROUP}), and let the`,
+    "# operator read the broker Secrets of one namespace (never bind this role cluster-wide):",
+    `#   kubectl create clusterrolebinding remocal-split-admin:platform --clusterrole=${SPLIT_ADMIN_CLUSTER_ROLE} --group=platform`,
+    `#   kubectl create rolebinding ${OPERATOR_NAME}:split-secrets -n shop --clusterrole=${SPLIT_SECRETS_CLUSTER_ROLE} --serviceaccount=${namespace}:${OPERATOR_NAME}`,
     '#',
     '# Uninstall, the APIService first: while it points at a missing backend, kubectl discovery fails for everyone.',
     '# The CRDs last, and only to drop the policies too: deleting a CRD deletes every policy of its kind.',
@@ -263,6 +298,20 @@ export function policyCrdsYaml(): string {
     '# Deleting a CRD deletes every policy of its kind.',
   ].join('\n');
   return `${header}\n${documents(installedPolicyCrds())}`;
+}
+
+/**
+ * The RemocalSplitConfig CRD alone, for charts/remocal-operator/crds/ beside the policy CRDs (the same reasons);
+ * `remocal operator setup --crds` prints both files' text.
+ */
+export function splitConfigCrdYaml(): string {
+  const header = [
+    `# The remocal split-config CRD (${SPLIT_GROUP}), as \`remocal operator setup --crds\` prints it.`,
+    '# Helm installs it with the chart and never upgrades or deletes it; to upgrade it:',
+    '#   remocal operator setup --crds | kubectl apply -f -',
+    '# Deleting the CRD deletes every RemocalSplitConfig.',
+  ].join('\n');
+  return `${header}\n${documents([installedSplitConfigCrd()])}`;
 }
 
 /** The certificate as a values file for charts/remocal-operator (`helm install -f`). */

@@ -7,6 +7,7 @@
 // handed to. Pure data: install.ts adds the install labels, and structural.ts validates with the schema.
 
 import { LABEL_SELECTOR_OPERATORS, POLICY_BLOCKS, POLICY_GROUP, POLICY_VERSION, type PolicyKind } from '../protocol/policy.js';
+import { QUEUE_ID_PATTERN } from '../protocol/split-queues.js';
 import { KUBERNETES_TARGET_KINDS, LOCAL_TARGET_KINDS } from '../config/value-types.js';
 import type { JsonSchemaProps } from './structural.js';
 
@@ -129,6 +130,18 @@ export const POLICY_SCHEMA: JsonSchemaProps = {
             readOnly: regexList('Regexes over the target\'s paths: read, never written.'),
             local: regexList('Regexes: never read from the target.'),
             notFound: regexList('Regexes: do not exist for the session.'),
+          },
+        },
+        splitQueues: {
+          type: 'object',
+          properties: {
+            allow: {
+              type: 'array',
+              description: 'When set, a session may split only these queue ids (feature.split_queues; the ids of the workload\'s RemocalSplitConfig).',
+              'x-kubernetes-list-type': 'set',
+              maxItems: LIST_MAX_ITEMS,
+              items: { type: 'string', maxLength: 63, pattern: QUEUE_ID_PATTERN },
+            },
           },
         },
         network: {

@@ -19,6 +19,7 @@ export const POLICY_BLOCKS = [
   'copy-target',
   'copy-target-scale-down',
   'override',
+  'split-queues',
 ] as const;
 export type PolicyBlock = (typeof POLICY_BLOCKS)[number];
 
@@ -63,6 +64,10 @@ export interface PolicySpec {
     local?: string[];
     /** Regexes: do not exist for the session (ENOENT). */
     notFound?: string[];
+  };
+  splitQueues?: {
+    /** When set, a session may split only these queue ids (of the workload's RemocalSplitConfig). */
+    allow?: string[];
   };
   network?: {
     incoming?: {

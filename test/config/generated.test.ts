@@ -131,7 +131,8 @@ test('the docs page lists every option with its env var and its default', () => 
     const shownDefault = entry.decl.default !== undefined ? `\`${JSON.stringify(entry.decl.default)}\`` : (entry.decl.docsDefault ?? 'not set');
     assert.ok(section.includes(shownDefault.replace(/\|/g, '\\|')), `${entry.path} does not show its default ${shownDefault}`);
   }
-  assert.match(docs, /\| `feature\.split_queues` \|/);
+  assert.match(docs, /\| `feature\.db_branches` \|/);
+  assert.match(docs, / `feature\.split_queues`\n/);
   assert.match(docs, / `feature\.copy_target\.scale_down`\n/);
   assert.match(docs, /\| `-t, --target <TARGET>` \|/);
 });

@@ -90,7 +90,7 @@ test('types: the resolved config and the flags are typed from the declarations',
   const include: string[] | undefined = config.feature.env.include;
   const flags: ConfigFlags = { target: 'pid/1', namespace: 'ns', fsMode: 'read', steal: true };
   // @ts-expect-error mirrord-only keys are not part of the resolved config
-  void config.feature.split_queues;
+  void config.feature.db_branches;
   // @ts-expect-error there is no such flag
   void flags.stealing;
   assert.deepEqual([mode, timeout, include], ['mirror', 60, undefined]);

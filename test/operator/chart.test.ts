@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { parse as parseYaml } from 'yaml';
-import { operatorInstallObjects, policyCrdsYaml } from '../../src/operator/install.js';
+import { operatorInstallObjects, policyCrdsYaml, splitConfigCrdYaml } from '../../src/operator/install.js';
 
 const chart = new URL('../../charts/remocal-operator/', import.meta.url);
 const templates = readdirSync(new URL('templates/', chart)).filter((name) => name.endsWith('.yaml'));
@@ -49,7 +49,8 @@ describe('charts/remocal-operator', () => {
   });
 
   it('crds/ holds the CRDs exactly as `remocal operator setup --crds` prints them', () => {
-    assert.deepEqual(crdFiles, ['remocal-policies.yaml']);
+    assert.deepEqual(crdFiles, ['remocal-policies.yaml', 'remocal-splitconfigs.yaml']);
+    assert.equal(readCrds('remocal-splitconfigs.yaml'), splitConfigCrdYaml(), 'crds/remocal-splitconfigs.yaml is stale: regenerate it from splitConfigCrdYaml()');
     // When the schema changes: remocal operator setup --crds > charts/remocal-operator/crds/remocal-policies.yaml
     assert.equal(readCrds('remocal-policies.yaml'), policyCrdsYaml(), 'crds/remocal-policies.yaml is stale: regenerate it with `remocal operator setup --crds`');
     assert.ok(!readCrds('remocal-policies.yaml').includes('{{'), 'Helm does not template crds/');
@@ -57,7 +58,7 @@ describe('charts/remocal-operator', () => {
 
   it('the ClusterRoles hold the same rules', () => {
     const rbac = read('rbac.yaml').split(/^---$/m);
-    for (const name of ['remocal-operator', 'remocal-user', 'remocal-policy-admin']) {
+    for (const name of ['remocal-operator', 'remocal-user', 'remocal-policy-admin', 'remocal-split-admin', 'remocal-operator-split-secrets']) {
       const part = rbac.find((doc) => doc.includes('kind: ClusterRole\n') && doc.includes(`  name: ${name}\n`));
       assert.ok(part !== undefined, name);
       const rules = parseYaml(part.slice(part.indexOf('rules:'))) as { rules: unknown };

@@ -7,7 +7,8 @@ import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { describe, it, before } from 'node:test';
 import { parse as parseYaml, parseAllDocuments } from 'yaml';
-import { clusterOperatorConfig, installYaml, operatorInstallObjects, operatorServiceNames, policyCrdsYaml } from '../../src/operator/install.js';
+import { clusterOperatorConfig, installYaml, operatorInstallObjects, operatorServiceNames, policyCrdsYaml, splitConfigCrdYaml } from '../../src/operator/install.js';
+import { splitConfigCrd } from '../../src/operator/split-config-crd.js';
 import { policyCrds } from '../../src/operator/policy-crd.js';
 import { operatorConfigSchema } from '../../src/operator/config.js';
 import { issueWithThrowawayCa, type IssuedCertificate } from '../../src/operator/tls.js';
@@ -46,7 +47,7 @@ describe('operatorInstallObjects', () => {
   });
 
   it('every object is valid for the recorded server, strictly, and carries the install labels', () => {
-    assert.deepEqual(objects.map((object) => object.kind), ['CustomResourceDefinition', 'CustomResourceDefinition', 'Namespace', 'ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'ClusterRoleBinding', 'RoleBinding', 'Secret', 'ConfigMap', 'Deployment', 'Service', 'APIService', 'ClusterRole', 'ClusterRole']);
+    assert.deepEqual(objects.map((object) => object.kind), ['CustomResourceDefinition', 'CustomResourceDefinition', 'CustomResourceDefinition', 'Namespace', 'ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'ClusterRoleBinding', 'RoleBinding', 'Secret', 'ConfigMap', 'Deployment', 'Service', 'APIService', 'ClusterRole', 'ClusterRole', 'ClusterRole', 'ClusterRole']);
     for (const object of objects) {
       const definition = definitionOf[object.kind];
       assert.ok(definition !== undefined, `a definition for ${object.kind}`);
@@ -147,7 +148,7 @@ describe('operatorInstallObjects', () => {
   });
 
   it('the policy CRDs are the ones of policy-crd.ts, labelled, and their names are <plural>.<group>', () => {
-    const crds = objects.filter((object) => object.kind === 'CustomResourceDefinition');
+    const crds = objects.filter((object) => object.kind === 'CustomResourceDefinition' && object.spec.group === 'policies.remocal.dev');
     assert.deepEqual(crds.map((crd) => crd.metadata.name), ['remocalpolicies.policies.remocal.dev', 'remocalclusterpolicies.policies.remocal.dev']);
     assert.deepEqual(crds.map(({ metadata: { labels: _labels, ...rest }, ...crd }) => ({ ...crd, metadata: rest })), policyCrds());
     for (const crd of crds) assert.equal(crd.metadata.name, `${crd.spec.names.plural}.${crd.spec.group}`);
@@ -162,6 +163,25 @@ describe('operatorInstallObjects', () => {
       const [recordedVersion] = recorded.spec.versions as Record<string, unknown>[];
       assert.deepEqual([version!.name, version!.served, version!.storage], [recordedVersion!.name, recordedVersion!.served, recordedVersion!.storage]);
     }
+  });
+
+  it('the split-config CRD is the one of split-config-crd.ts, labelled, and the operator may only read it', () => {
+    const crd = objects.find((object) => object.kind === 'CustomResourceDefinition' && object.spec.group === 'queues.remocal.dev')!;
+    const { labels: _labels, ...rest } = crd.metadata;
+    assert.deepEqual({ ...crd, metadata: rest }, splitConfigCrd());
+    assert.equal(crd.metadata.name, `${crd.spec.names.plural}.${crd.spec.group}`);
+    const operatorRules = find(objects, 'ClusterRole', 'remocal-operator').rules as { apiGroups: string[]; resources: string[]; verbs: string[] }[];
+    assert.deepEqual(operatorRules.filter((rule) => rule.apiGroups.includes('queues.remocal.dev')), [{ apiGroups: ['queues.remocal.dev'], resources: ['remocalsplitconfigs'], verbs: ['get', 'list', 'watch'] }]);
+    assert.deepEqual(find(objects, 'ClusterRole', 'remocal-split-admin').rules, [
+      { apiGroups: ['queues.remocal.dev'], resources: ['remocalsplitconfigs'], verbs: ['create', 'update', 'patch', 'delete', 'get', 'list', 'watch'] },
+    ]);
+  });
+
+  it('the broker Secrets: `get` alone, in a role no binding of the install grants', () => {
+    assert.deepEqual(find(objects, 'ClusterRole', 'remocal-operator-split-secrets').rules, [{ apiGroups: [''], resources: ['secrets'], verbs: ['get'] }]);
+    const bound = objects.filter((object) => object.kind === 'ClusterRoleBinding' || object.kind === 'RoleBinding').map((binding) => binding.roleRef.name);
+    assert.ok(!bound.includes('remocal-operator-split-secrets'), 'the platform team binds it per namespace');
+    assert.match(installYaml(objects, 'remocal-system'), /kubectl create rolebinding remocal-operator:split-secrets -n shop --clusterrole=remocal-operator-split-secrets --serviceaccount=remocal-system:remocal-operator/);
   });
 
   it('remocal-policy-admin may write both kinds of policy, and nothing else', () => {
@@ -180,6 +200,7 @@ describe('operatorInstallObjects', () => {
       { apiGroups: ['operator.remocal.dev'], resources: ['jobsteps/run'], verbs: ['get'] },
       { apiGroups: ['apiregistration.k8s.io'], resources: ['apiservices'], resourceNames: ['v1.operator.remocal.dev'], verbs: ['get'] },
       { apiGroups: ['policies.remocal.dev'], resources: ['remocalpolicies', 'remocalclusterpolicies'], verbs: ['get', 'list'] },
+      { apiGroups: ['queues.remocal.dev'], resources: ['remocalsplitconfigs'], verbs: ['get', 'list'] },
     ]);
   });
 
@@ -224,11 +245,11 @@ describe('remocal operator setup', () => {
     assert.equal(served.checkHost('remocal-operator.ops.svc'), 'remocal-operator.ops.svc');
   });
 
-  it('--crds prints only the two CRDs, the text charts/remocal-operator/crds/ holds', () => {
+  it('--crds prints only the CRDs, the text charts/remocal-operator/crds/ holds', () => {
     const result = spawnSync(process.execPath, [cliPath, 'operator', 'setup', '--crds'], { cwd: repoRoot, encoding: 'utf8', timeout: 30_000 });
     assert.equal(result.status, 0, result.stderr);
-    assert.equal(result.stdout, policyCrdsYaml());
-    assert.deepEqual(parseAllDocuments(result.stdout).map((document) => (document.toJS() as Obj).metadata.name), ['remocalpolicies.policies.remocal.dev', 'remocalclusterpolicies.policies.remocal.dev']);
+    assert.equal(result.stdout, policyCrdsYaml() + splitConfigCrdYaml());
+    assert.deepEqual(parseAllDocuments(result.stdout).map((document) => (document.toJS() as Obj).metadata.name), ['remocalpolicies.policies.remocal.dev', 'remocalclusterpolicies.policies.remocal.dev', 'remocalsplitconfigs.queues.remocal.dev']);
   });
 
   it('--print-certs prints a values file for the chart', () => {

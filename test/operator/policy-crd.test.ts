@@ -16,6 +16,7 @@ const everyField: Required<PolicySpec> = {
   appliesToCopyTargets: true,
   block: ['steal-without-filter', 'fs-write'],
   env: { exclude: ['DB_*', 'AWS_SECRET_ACCESS_KEY'] },
+  splitQueues: { allow: ['orders', 'events.v2'] },
   fs: { readOnly: ['^/etc/'], local: ['^/tmp/'], notFound: ['^/var/run/secrets/'] },
   network: {
     incoming: { httpFilter: { headerFilter: '^x-dev: ' } },
