@@ -183,6 +183,11 @@ export class CopyTargetFailedError extends defineError(
 ) {}
 export class SessionClosedError extends defineError('REMOCAL_SESSION_CLOSED', 'remote', 'Run the command again to start a new session.') {}
 export class JobStepFailedError extends defineError('REMOCAL_JOB_STEP_FAILED', 'remote') {}
+export class QueueBrokerError extends defineError(
+  'REMOCAL_QUEUE_BROKER',
+  'remote',
+  'Check that the broker of the split queue is up and reachable from the operator, and the URL and credentials its split config names.',
+) {}
 
 // --- internal: a bug in remocal ------------------------------------------------------------------------
 export class InternalError extends defineError(
@@ -225,6 +230,7 @@ export const errorCatalog = [
   CopyTargetUnsupportedError,
   CopyTargetFailedError,
   JobStepFailedError,
+  QueueBrokerError,
   SessionClosedError,
   InternalError,
 ] as const;
