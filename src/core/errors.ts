@@ -186,7 +186,7 @@ export class JobStepFailedError extends defineError('REMOCAL_JOB_STEP_FAILED', '
 export class QueueBrokerError extends defineError(
   'REMOCAL_QUEUE_BROKER',
   'remote',
-  'Check that the broker of the split queue is up and reachable from the operator, and the URL and credentials its split config names.',
+  'Check that the broker runs and that the URL and credentials of the split config\'s Secret are right; the operator\'s log has the broker\'s own reply.',
 ) {}
 
 // --- internal: a bug in remocal ------------------------------------------------------------------------
@@ -230,7 +230,7 @@ export const errorCatalog = [
   CopyTargetUnsupportedError,
   CopyTargetFailedError,
   JobStepFailedError,
-  QueueBrokerError,
   SessionClosedError,
+  QueueBrokerError,
   InternalError,
 ] as const;

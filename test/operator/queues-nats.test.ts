@@ -60,10 +60,24 @@ describe('NATS JetStream queue driver', { timeout: 360_000 }, () => {
     await assert.rejects(driver.depth('confirmed'), QueueBrokerError);
   });
 
-  it('refuses a publish to a queue that does not exist, and names no stream it cannot be', async () => {
+  it('refuses a publish to a queue that does not exist, and a name that cannot be a subject', async () => {
     await assert.rejects(driver.publish('missing', message('x')), (error: Error) => error instanceof QueueBrokerError && /missing/.test(error.message));
-    await assert.rejects(driver.ensureQueue('orders.eu'), (error: Error) => error instanceof QueueBrokerError && /orders\.eu/.test(error.message));
+    for (const name of ['orders.*', 'orders.>', 'orders..eu', '$JS', 'a b', '', 'x'.repeat(129)]) {
+      await assert.rejects(driver.ensureQueue(name), QueueBrokerError, name);
+    }
     await assert.rejects(driver.consume('ok', 0, async () => {}), QueueBrokerError);
+  });
+
+  it('takes the splitter\'s dotted temporary queue names, and refuses two names that would share a stream', async () => {
+    await driver.ensureQueue('orders.remocal.alice');
+    await driver.publish('orders.remocal.alice', message('for alice'));
+    assert.equal(await driver.depth('orders.remocal.alice'), 1);
+    await assert.rejects(driver.ensureQueue('orders_remocal_alice'), (error: Error) => error instanceof QueueBrokerError && /orders\.remocal\.alice/.test(error.message));
+    const { got, subscription } = await collect(driver, 'orders.remocal.alice', 1, (delivery) => delivery.ack());
+    await waitFor(() => got.length === 1, 'the message');
+    assert.equal(got[0]!.properties.subject, 'orders.remocal.alice');
+    await subscription.cancel();
+    await driver.deleteQueue('orders.remocal.alice');
   });
 
   it('keeps body and headers intact across a forward, with the subject as a property', async () => {

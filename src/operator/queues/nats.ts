@@ -1,11 +1,13 @@
 // The NATS JetStream driver of queue splitting (driver.ts says what every driver guarantees).
 //
 // JetStream has streams and consumers, not queues, so a queue named N is, by this driver's convention:
-//   - the stream N, with work-queue retention (a message is gone once acked) on file storage, taking the subject N;
-//   - the durable pull consumer N on it, with explicit acks and unlimited redeliveries.
-// So N must be a valid stream name, subject token and durable name at once: 1 to 128 of [A-Za-z0-9_-] (no `.`,
-// which splits subjects, no wildcards, no `$` of the system's own subjects). A stream N that exists already is
-// taken as it is, and must take the subject N.
+//   - the stream S, with work-queue retention (a message is gone once acked) on file storage, taking the subject N;
+//   - the durable pull consumer S on it, with explicit acks and unlimited redeliveries;
+// where S is N with each `.` made `_`: stream and consumer names cannot hold a `.`, and the splitter's temporary
+// queues are `<queue>.remocal.<id>`. So N is 1 to 128 characters, dot-separated tokens of [A-Za-z0-9_-] (no
+// wildcards, no `$` of the system's own subjects). A stream S that exists already is taken as it is, and must take
+// the subject N: one that does not (a queue `a_b` where `a.b` was meant) is refused, not shared. A stream with a
+// wildcard subject over N's (`orders.>` over `orders.remocal.alice`) keeps the temporary queue from being made.
 //
 // Duplicates: a forward crashed between its PubAck and the source's ack is delivered again, and forwarded again.
 // Every publish carries a message id (Nats-Msg-Id) made of where the message was taken from: the source stream,
@@ -44,7 +46,8 @@ export interface NatsDriverOptions {
   ackWaitMs?: number;
 }
 
-const NAME = /^[A-Za-z0-9_-]{1,128}$/;
+const NAME = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/;
+const MAX_NAME = 128;
 const MAX_PREFETCH = 10_000;
 // Publish-time directives to JetStream, not part of the message: re-sent on a forward, Nats-Expected-* would be
 // checked against the destination stream and refuse the forward forever, Nats-Rollup would purge it.
@@ -102,22 +105,27 @@ class NatsDriver implements QueueDriver {
   }
 
   async ensureQueue(name: string): Promise<void> {
-    checkName(name);
-    await this.#call(`create the stream ${name}`, async () => {
+    const stream = streamName(name);
+    const subjects = await this.#call(`create the stream ${stream}`, async () => {
       try {
-        await this.jsm.streams.info(name);
+        return (await this.jsm.streams.info(stream)).config.subjects;
       } catch (error) {
         if (!isApiError(error, JetStreamApiCodes.StreamNotFound)) throw error;
-        await this.jsm.streams.add({ name, subjects: [name], retention: RetentionPolicy.Workqueue, storage: StorageType.File });
+        return (await this.jsm.streams.add({ name: stream, subjects: [name], retention: RetentionPolicy.Workqueue, storage: StorageType.File })).config.subjects;
       }
     });
-    await this.#call(`create the consumer ${name} of the stream ${name}`, async () => {
+    if (!subjects.includes(name)) {
+      throw new QueueBrokerError(`The stream ${stream} on ${this.where} takes the subjects ${subjects.join(', ')}, not the queue's ${name}`, {
+        hint: 'Two queue names that differ only by `.` and `_` are one stream: rename one of them.',
+      });
+    }
+    await this.#call(`create the consumer ${stream} of the stream ${stream}`, async () => {
       try {
-        await this.jsm.consumers.info(name, name);
+        await this.jsm.consumers.info(stream, stream);
       } catch (error) {
         if (!isApiError(error, JetStreamApiCodes.ConsumerNotFound)) throw error;
-        await this.jsm.consumers.add(name, {
-          durable_name: name,
+        await this.jsm.consumers.add(stream, {
+          durable_name: stream,
           ack_policy: AckPolicy.Explicit,
           deliver_policy: DeliverPolicy.All,
           ack_wait: this.ackWaitMs * 1_000_000,
@@ -128,10 +136,10 @@ class NatsDriver implements QueueDriver {
   }
 
   async deleteQueue(name: string): Promise<void> {
-    checkName(name);
-    await this.#call(`delete the stream ${name}`, async () => {
+    const stream = streamName(name);
+    await this.#call(`delete the stream ${stream}`, async () => {
       try {
-        await this.jsm.streams.delete(name);
+        await this.jsm.streams.delete(stream);
       } catch (error) {
         if (!isApiError(error, JetStreamApiCodes.StreamNotFound)) throw error;
       }
@@ -140,21 +148,21 @@ class NatsDriver implements QueueDriver {
 
   /** Every message the stream still holds: waiting, and delivered but not acked (work-queue retention drops acked ones). */
   async depth(name: string): Promise<number> {
-    checkName(name);
-    const info = await this.#call(`read the stream ${name}`, () => this.jsm.streams.info(name));
+    const stream = streamName(name);
+    const info = await this.#call(`read the stream ${stream}`, () => this.jsm.streams.info(stream));
     return info.state.messages;
   }
 
   async consume(queue: string, prefetch: number, handle: (delivery: Delivery) => Promise<void>): Promise<Subscription> {
-    checkName(queue);
+    const stream = streamName(queue);
     if (!Number.isInteger(prefetch) || prefetch < 1 || prefetch > MAX_PREFETCH) {
       throw new QueueBrokerError(`A prefetch of ${prefetch} for the queue ${queue} is not a whole number from 1 to ${MAX_PREFETCH}`);
     }
     // The server's max_ack_pending is the bound that holds: a pull batch only limits one request, and the client
     // pulls again as messages arrive, acked or not.
-    await this.#call(`set the prefetch of the consumer ${queue}`, () => this.jsm.consumers.update(queue, queue, { max_ack_pending: prefetch }));
-    const created = (await this.#call(`read the stream ${queue}`, () => this.jsm.streams.info(queue))).created;
-    const consumer = await this.#call(`get the consumer ${queue}`, () => this.js.consumers.get(queue, queue));
+    await this.#call(`set the prefetch of the consumer ${stream}`, () => this.jsm.consumers.update(stream, stream, { max_ack_pending: prefetch }));
+    const created = (await this.#call(`read the stream ${stream}`, () => this.jsm.streams.info(stream))).created;
+    const consumer = await this.#call(`get the consumer ${stream}`, () => this.js.consumers.get(stream, stream));
     const messages = await this.#call(`consume the queue ${queue}`, () => consumer.consume({ max_messages: prefetch }));
     let cancelled = false;
     const loop = (async () => {
@@ -164,7 +172,7 @@ class NatsDriver implements QueueDriver {
           message.nak();
           continue;
         }
-        const delivery = this.#delivery(message, `${queue}@${created}#${message.info.streamSequence}`);
+        const delivery = this.#delivery(message, `${stream}@${created}#${message.info.streamSequence}`);
         void handle(delivery).catch(() => delivery.requeue().catch(() => undefined));
       }
       // A dropped link ends the iteration with an error; `lost` is where that is reported.
@@ -179,7 +187,7 @@ class NatsDriver implements QueueDriver {
   }
 
   async publish(queue: string, message: QueueMessage): Promise<void> {
-    checkName(queue);
+    const stream = streamName(queue);
     const wireHeaders = natsHeaders();
     for (const [key, value] of Object.entries(message.headers)) {
       if (!DIRECTIVE_HEADER.test(key)) wireHeaders.set(key, value);
@@ -187,7 +195,7 @@ class NatsDriver implements QueueDriver {
     const msgID = message.properties[ORIGIN];
     // expect.streamName: a subject some other stream takes too would otherwise land in that one, confirmed.
     await this.#call(`publish to the queue ${queue}`, () =>
-      this.js.publish(queue, message.body, { headers: wireHeaders, expect: { streamName: queue }, timeout: this.requestTimeoutMs, ...(msgID === undefined ? {} : { msgID }) }),
+      this.js.publish(queue, message.body, { headers: wireHeaders, expect: { streamName: stream }, timeout: this.requestTimeoutMs, ...(msgID === undefined ? {} : { msgID }) }),
     );
   }
 
@@ -234,12 +242,14 @@ class NatsDriver implements QueueDriver {
   }
 }
 
-function checkName(name: string): void {
-  if (!NAME.test(name)) {
-    throw new QueueBrokerError(`The queue name ${JSON.stringify(name)} cannot be a NATS JetStream stream, subject and consumer name`, {
-      hint: 'Name NATS split queues with 1 to 128 letters, digits, `_` or `-`.',
+/** The stream (and consumer) name of a queue, after checking that the queue's name can be a subject. */
+function streamName(queue: string): string {
+  if (queue.length > MAX_NAME || !NAME.test(queue)) {
+    throw new QueueBrokerError(`The queue name ${JSON.stringify(queue)} cannot name a NATS JetStream subject and stream`, {
+      hint: `Name NATS split queues with up to ${MAX_NAME} letters, digits, \`_\` or \`-\`, in tokens separated by \`.\`.`,
     });
   }
+  return queue.replaceAll('.', '_');
 }
 
 function readHeaders(from: MsgHdrs | undefined): Record<string, string> {
