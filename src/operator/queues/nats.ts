@@ -86,6 +86,8 @@ class NatsDriver implements QueueDriver {
   readonly kind = 'NATS';
   readonly lost: Promise<Error>;
   #closing = false;
+  /** The calls waiting for the server: a closed link fails them at once (an ack's confirmation would wait out its timeout). */
+  readonly #waiting = new Set<(error: Error) => void>();
 
   constructor(
     private readonly nc: NatsConnection,
@@ -99,6 +101,7 @@ class NatsDriver implements QueueDriver {
     this.lost = nc.closed().then(
       (why) =>
         new Promise<Error>((resolve) => {
+          for (const fail of this.#waiting) fail(new Error('closed connection'));
           if (!this.#closing) resolve(new QueueBrokerError(`Lost the link to ${where}${why instanceof Error ? `: ${why.message}` : ''}`, { cause: why }));
         }),
     );
@@ -235,7 +238,13 @@ class NatsDriver implements QueueDriver {
   /** Runs one call to the server, turning its failure into the catalog's words. */
   async #call<T>(what: string, run: () => Promise<T>): Promise<T> {
     try {
-      return await run();
+      if (this.nc.isClosed()) throw new Error('closed connection');
+      return await new Promise<T>((resolve, reject) => {
+        this.#waiting.add(reject);
+        void run()
+          .then(resolve, reject)
+          .finally(() => this.#waiting.delete(reject));
+      });
     } catch (error) {
       throw brokerError(`Cannot ${what} on ${this.where}`, error, 'requestTimeoutMs', this.requestTimeoutMs);
     }
