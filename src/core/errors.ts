@@ -183,6 +183,11 @@ export class CopyTargetFailedError extends defineError(
 ) {}
 export class SessionClosedError extends defineError('REMOCAL_SESSION_CLOSED', 'remote', 'Run the command again to start a new session.') {}
 export class JobStepFailedError extends defineError('REMOCAL_JOB_STEP_FAILED', 'remote') {}
+export class QueueBrokerError extends defineError(
+  'REMOCAL_QUEUE_BROKER',
+  'remote',
+  'Check that the broker runs and that the URL and credentials of the split config\'s Secret are right; the operator\'s log has the broker\'s own reply.',
+) {}
 
 // --- internal: a bug in remocal ------------------------------------------------------------------------
 export class InternalError extends defineError(
@@ -226,5 +231,6 @@ export const errorCatalog = [
   CopyTargetFailedError,
   JobStepFailedError,
   SessionClosedError,
+  QueueBrokerError,
   InternalError,
 ] as const;
