@@ -20,6 +20,13 @@ export interface QueueMessage {
   deliveryTag: string;
   /** Whether the broker says it delivered this one before (a redelivery after a crash): a possible duplicate. */
   redelivered: boolean;
+  /**
+   * The driver's own form of the message, opaque to the splitter: what `publish` of the same driver uses to send
+   * it on exactly as it came. The string views above cannot: AMQP headers are typed tables (numbers, booleans,
+   * nested tables, byte arrays), and a forward must not turn them into strings. Absent on a message built by
+   * hand; the driver then publishes from the string views.
+   */
+  raw?: unknown;
 }
 
 export interface Delivery extends QueueMessage {
@@ -47,7 +54,11 @@ export interface QueueDriver {
    * handler that throws gets its message requeued.
    */
   consume(queue: string, prefetch: number, handle: (delivery: Delivery) => Promise<void>): Promise<Subscription>;
-  /** Resolves once the broker confirmed it has `message` on `queue`; rejects when it refused or the link dropped. */
+  /**
+   * Resolves once the broker confirmed it has `message` on `queue`; rejects when it refused, the queue is missing,
+   * or the link dropped. Publishes reach the broker in the order of the calls, so that a caller may have several
+   * waiting for their confirms and still keep the order per destination queue.
+   */
   publish(queue: string, message: QueueMessage): Promise<void>;
   /** Resolves when the broker link is lost (to reconnect), with why. */
   readonly lost: Promise<Error>;
