@@ -21,6 +21,8 @@ type Json = Record<string, any>;
 export interface FakeWorkloads {
   /** The object as it is now. */
   get(kind: 'deployments' | 'statefulsets', name: string): Json;
+  /** Changes the object as someone's `kubectl edit` would (a test's starting point), with a new resourceVersion. */
+  edit(kind: 'deployments' | 'statefulsets', name: string, change: (object: Json) => void): void;
   /** The strategic-merge patches received, in order, with their bodies as sent. */
   patches: { path: string; body: Json }[];
   /** The next `n` patches get the recorded 409 even with a fresh resourceVersion: someone else wrote meanwhile. */
@@ -78,6 +80,11 @@ export function serveWorkloadEnv(api: FakeKubeApi): FakeWorkloads {
   for (const object of objects.values()) object.metadata.resourceVersion = String(++resourceVersion);
   const state: FakeWorkloads = {
     get: (kind, name) => clone(objects.get(`${kind}/${name}`)!),
+    edit: (kind, name, change) => {
+      const object = objects.get(`${kind}/${name}`)!;
+      change(object);
+      object.metadata.resourceVersion = String(++resourceVersion);
+    },
     patches,
     conflictNext: (n) => (forced = n),
     conflicts: 0,

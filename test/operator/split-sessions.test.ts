@@ -1,0 +1,145 @@
+// Split sessions: the pieces of queue splitting joined as the operator joins them, on a real RabbitMQ and the
+// recorded fake API server. The workload's RemocalSplitConfig and its broker Secret come from the fake, and so does
+// deployment/orders, whose ORDERS_QUEUE names the queue; the deployed app is played by a consumer that reads
+// whatever queue the Deployment's variable names, as a rolled-out pod would.
+
+import assert from 'node:assert/strict';
+import amqplib from 'amqplib';
+import { after, before, describe, it } from 'node:test';
+import { SplitConfigError } from '../../src/core/errors.js';
+import { createLogger } from '../../src/core/log.js';
+import { connectKube } from '../../src/platform/kubernetes/api.js';
+import { connectRabbitMq } from '../../src/operator/queues/rabbitmq.js';
+import { SplitSessions } from '../../src/operator/queues/split-sessions.js';
+import { SPLIT_ENV_ANNOTATION, WorkloadEnv } from '../../src/operator/queues/workload-env.js';
+import type { SplitQueuesRequest } from '../../src/protocol/split-queues.js';
+import { startFakeKubeApi, type FakeKubeApi } from '../helpers/kube-api.js';
+import { serveWorkloadEnv, type FakeWorkloads } from '../helpers/kube-workload-env.js';
+import { startRabbitMq, type RabbitMqNode } from '../helpers/rabbitmq.js';
+import { waitFor } from '../helpers/processes.js';
+
+type Json = Record<string, any>;
+
+const log = createLogger('test', { level: 'silent' });
+const workload = { namespace: 'shop', kind: 'Deployment' as const, name: 'orders' };
+const ask = (tenant: string): SplitQueuesRequest => ({ orders: { queueType: 'RMQ', messageFilter: { 'x-tenant': `^${tenant}$` } } });
+
+let broker: RabbitMqNode;
+let api: FakeKubeApi;
+let workloads: FakeWorkloads;
+let splits: SplitSessions;
+const live = new Set<string>();
+
+/** The queue deployment/orders' app reads now. */
+function deployedQueue(): string {
+  const container = workloads.get('deployments', 'orders').spec.template.spec.containers[0] as { env: { name: string; value: string }[] };
+  return container.env.find((entry) => entry.name === 'ORDERS_QUEUE')!.value;
+}
+
+async function publish(messages: { id: number; tenant: string }[]): Promise<void> {
+  const connection = await amqplib.connect(broker.url);
+  const channel = await connection.createConfirmChannel();
+  for (const { id, tenant } of messages) channel.sendToQueue('orders', Buffer.from(String(id)), { persistent: true, headers: { 'x-tenant': tenant }, messageId: String(id) });
+  await channel.waitForConfirms();
+  await connection.close();
+}
+
+/** Takes every message waiting in `queue` (acked), by id. */
+async function take(queue: string): Promise<number[]> {
+  const connection = await amqplib.connect(broker.url);
+  const channel = await connection.createChannel();
+  const ids: number[] = [];
+  for (;;) {
+    const message = await channel.get(queue, { noAck: true });
+    if (message === false) break;
+    ids.push(Number(message.content.toString()));
+  }
+  await connection.close();
+  return ids.sort((a, b) => a - b);
+}
+
+async function depth(queue: string): Promise<number> {
+  return (await broker.listQueues()).find((entry) => entry.name === queue)?.messages ?? 0;
+}
+
+before(async () => {
+  broker = await startRabbitMq();
+  api = await startFakeKubeApi({ log: () => {} });
+  workloads = serveWorkloadEnv(api);
+  workloads.edit('deployments', 'orders', (object) => {
+    (object.spec.template.spec.containers[0] as Json).env.push({ name: 'ORDERS_QUEUE', value: 'orders' });
+  });
+  const spec = { targetRef: { kind: 'Deployment', name: 'orders' }, queues: { orders: { queueType: 'RMQ', queueName: { env: { container: 'app', name: 'ORDERS_QUEUE' } }, connection: { secretRef: { name: 'rabbitmq', key: 'url' } } } } };
+  api.override('GET', '/apis/queues.remocal.dev/v1alpha1/namespaces/shop/remocalsplitconfigs', () => ({
+    status: 200,
+    body: { apiVersion: 'queues.remocal.dev/v1alpha1', kind: 'RemocalSplitConfigList', metadata: { continue: '', resourceVersion: '7000' }, items: [{ apiVersion: 'queues.remocal.dev/v1alpha1', kind: 'RemocalSplitConfig', metadata: { name: 'orders', namespace: 'shop' }, spec }] },
+  }));
+  api.override('GET', '/api/v1/namespaces/shop/secrets/rabbitmq', () => ({
+    status: 200,
+    body: { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'rabbitmq', namespace: 'shop', resourceVersion: '7001' }, type: 'Opaque', data: { url: Buffer.from(broker.url).toString('base64') } },
+  }));
+  const kube = connectKube({ kubeconfig: api.kubeconfig('admin') });
+  splits = new SplitSessions(kube, new WorkloadEnv(kube, log, (session) => live.has(session)), (_type, url) => connectRabbitMq({ url }), log);
+  const connection = await amqplib.connect(broker.url);
+  const channel = await connection.createChannel();
+  await channel.assertQueue('orders', { durable: true });
+  await connection.close();
+});
+
+after(async () => {
+  await api?.close();
+  await broker?.stop();
+});
+
+describe('split sessions on a real RabbitMQ', { timeout: 120_000 }, () => {
+  it('two sessions each get their tenant\'s messages in their own queue, the rest goes to the deployed app\'s; the last one out restores the Deployment, drains back and leaves no queue', async () => {
+    live.add('s-alice').add('s-bob');
+    const alice = await splits.join({ id: 's-alice', owner: 'alice' }, workload, ask('alice'));
+    assert.deepEqual(alice.env, { ORDERS_QUEUE: 'orders.remocal.s-alice' });
+    assert.equal(deployedQueue(), 'orders.remocal.deployed', 'the deployed app now reads its own temporary queue');
+    const record = JSON.parse(workloads.get('deployments', 'orders').metadata.annotations[SPLIT_ENV_ANNOTATION]) as { session: string; vars: { original: { value: string } }[] };
+    assert.equal(record.vars[0]!.original.value, 'orders', 'the original is recorded in the cluster');
+    const bob = await splits.join({ id: 's-bob', owner: 'bob' }, workload, ask('bob'));
+    assert.deepEqual(bob.env, { ORDERS_QUEUE: 'orders.remocal.s-bob' });
+    const patchesAfterJoins = workloads.patches.length;
+
+    await publish(Array.from({ length: 300 }, (_, id) => ({ id, tenant: ['alice', 'bob', 'carol'][id % 3]! })));
+    await waitFor(async () => (await depth('orders.remocal.s-alice')) + (await depth('orders.remocal.s-bob')) + (await depth('orders.remocal.deployed')) === 300, 'all 300 forwarded');
+    const aliceGot = await take('orders.remocal.s-alice');
+    assert.deepEqual(aliceGot, Array.from({ length: 100 }, (_, index) => index * 3));
+    assert.equal(alice.queues[0]!.counts.forwarded, 100, 'the session\'s count, as session list shows it');
+
+    // bob leaves with his 100 unread: they go back to the original queue and, split again, to the deployed app.
+    await bob.leave();
+    assert.equal(workloads.patches.length, patchesAfterJoins, 'a session that is not the last leaves the Deployment alone');
+    await waitFor(async () => (await depth('orders.remocal.deployed')) === 200, 'bob\'s unread messages to reach the deployed app');
+    const deployedGot = await take('orders.remocal.deployed');
+    assert.deepEqual(deployedGot, Array.from({ length: 300 }, (_, id) => id).filter((id) => id % 3 !== 0));
+
+    await publish([{ id: 1000, tenant: 'alice' }]);
+    await waitFor(async () => (await depth('orders.remocal.s-alice')) === 1, 'a late message for alice');
+    await alice.leave();
+    assert.equal(deployedQueue(), 'orders', 'the Deployment reads its own queue again');
+    assert.equal(workloads.get('deployments', 'orders').metadata.annotations?.[SPLIT_ENV_ANNOTATION], undefined);
+    assert.deepEqual(workloads.problems, []);
+    const queues = await broker.listQueues();
+    assert.deepEqual(queues.map((entry) => entry.name), ['orders'], 'no temporary queue is left');
+    assert.deepEqual(await take('orders'), [1000], 'what alice had not read is back on the original queue');
+    assert.deepEqual(api.unmatched.map((request) => `${request.method} ${request.path}`), []);
+  });
+
+  it('a workload whose queue name is not a plain value is refused in words, and nothing is split', async () => {
+    workloads.edit('deployments', 'orders', (object) => {
+      const env = (object.spec.template.spec.containers[0] as Json).env as Json[];
+      env.find((entry) => entry.name === 'ORDERS_QUEUE')!.value = '';
+    });
+    try {
+      await assert.rejects(splits.join({ id: 's-carol', owner: 'carol' }, workload, ask('carol')), (error: Error) => error instanceof SplitConfigError && /holds no queue name in ORDERS_QUEUE of container app/.test(error.message));
+      assert.deepEqual((await broker.listQueues()).map((entry) => entry.name), ['orders']);
+    } finally {
+      workloads.edit('deployments', 'orders', (object) => {
+        ((object.spec.template.spec.containers[0] as Json).env as Json[]).find((entry) => entry.name === 'ORDERS_QUEUE')!.value = 'orders';
+      });
+    }
+  });
+});
