@@ -36,6 +36,7 @@ import { checkPurpose, type ClientStream, type SessionOptions, type SessionRecor
 import type { SubscriptionStats } from '../protocol/shared-agent.js';
 import { targetFromResourceName, targetResourceName } from '../platform/operator/target-names.js';
 import { COPY_TARGET_PARAM, parseCopyTargetRequest, type CopyTargetRequest } from '../protocol/copy-target.js';
+import { parseSplitQueuesRequest, SPLIT_QUEUES_PARAM, type SplitQueuesRequest } from '../protocol/split-queues.js';
 import type { CopyRecord } from './copy-targets.js';
 
 export const API_GROUP = 'operator.remocal.dev';
@@ -191,7 +192,7 @@ export function createApi<T>(context: ApiContext<T>): { onRequest(request: Incom
       const target = parseTargetName(decodeURIComponent(match[2]!), url.searchParams.get('container'));
       const files = url.searchParams.get('files') ?? 'read';
       if (files !== 'off' && files !== 'read' && files !== 'write') throw new ApiError(400, 'BadRequest', `files must be off, read or write, not ${JSON.stringify(files)}`);
-      await context.sessions.open(identity, namespace, target, { files, purpose: purposeOf(url), copy: copyOf(url) }, () => new Promise<ClientStream>((resolve, reject) => {
+      await context.sessions.open(identity, namespace, target, { files, purpose: purposeOf(url), copy: copyOf(url), split: splitOf(url) }, () => new Promise<ClientStream>((resolve, reject) => {
         // A request ws refuses (a bad Sec-WebSocket-Key, say) is answered and closed without the callback: the
         // session must not wait for it.
         socket.once('close', () => reject(new Error('the client went away before its WebSocket was open')));
@@ -258,6 +259,15 @@ function purposeOf(url: URL): SessionOptions['purpose'] {
   return purpose;
 }
 
+/** The split-queues request (`?splitQueues=`), read as hostile input: bounded and checked field by field. */
+function splitOf(url: URL): SplitQueuesRequest | undefined {
+  const text = url.searchParams.get(SPLIT_QUEUES_PARAM);
+  if (text === null) return undefined;
+  const parsed = parseSplitQueuesRequest(text);
+  if (!parsed.ok) throw new ApiError(400, 'BadRequest', `bad ${SPLIT_QUEUES_PARAM} parameter: ${parsed.error}`);
+  return parsed.value;
+}
+
 /** The copy-target request (`?copy=`), read as hostile input: bounded and checked field by field. */
 function copyOf(url: URL): CopyTargetRequest | undefined {
   const text = url.searchParams.get(COPY_TARGET_PARAM);
@@ -316,6 +326,7 @@ function sessionObject(record: SessionRecord): object {
       ports: record.subscriptions.map((subscription) => ({ ...subscription, since: iso(subscription.since) })),
       closedAt: iso(record.closedAt),
       closeReason: record.closeReason ?? null,
+      ...(record.splitQueues === undefined ? {} : { splitQueues: record.splitQueues.map(({ queueId, queueType, queue, sessionQueue, counts }) => ({ queueId, queueType, queue, sessionQueue, forwarded: counts.forwarded, redelivered: counts.redelivered, drainedBack: counts.drainedBack })) }),
     },
   };
 }

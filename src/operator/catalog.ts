@@ -6,6 +6,8 @@
 import type { CopyTargetRequest } from '../protocol/copy-target.js';
 import type { KubernetesTarget, Target } from '../platform/target.js';
 import type { CopyRecord } from './copy-targets.js';
+import type { JoinedSplit } from './queues/split-sessions.js';
+import type { SplitQueuesRequest } from '../protocol/split-queues.js';
 import type { Identity } from './identity.js';
 
 export interface ResolvedForSession<T> {
@@ -39,9 +41,16 @@ export interface CopyCatalog<T> {
   list(): CopyRecord[];
 }
 
+/** Split queues (Kubernetes mode only): sessions that take their own share of the workload's queues. */
+export interface SplitCatalog {
+  join(session: { id: string; owner: string }, namespace: string, target: KubernetesTarget, request: SplitQueuesRequest): Promise<JoinedSplit>;
+}
+
 export interface TargetCatalog<T> {
   /** Present when the catalog can copy targets; a session asking for a copy elsewhere is refused in words. */
   readonly copies?: CopyCatalog<T> | undefined;
+  /** Present when the catalog can split queues; a session asking for it elsewhere is refused in words. */
+  readonly splits?: SplitCatalog | undefined;
   /** `local` in local mode; the cluster's namespaces in Kubernetes mode. Throws a 404 for one it does not serve. */
   checkNamespace(namespace: string): void;
   /** Throws an OperatorForbiddenError when `identity` may not open sessions on `target` in `namespace`. */

@@ -9,8 +9,9 @@ import type { Logger } from '../core/log.js';
 import type { Kube } from '../platform/kubernetes/api.js';
 import { resolveKubeTarget, type ResolvedPod } from '../platform/kubernetes/resolve.js';
 import { formatTarget, type KubernetesKind, type Target } from '../platform/target.js';
-import type { CopyCatalog, ResolvedForSession, TargetCatalog } from './catalog.js';
+import type { CopyCatalog, ResolvedForSession, SplitCatalog, TargetCatalog } from './catalog.js';
 import type { CopyTargets } from './copy-targets.js';
+import { splitWorkload, type SplitSessions } from './queues/split-sessions.js';
 import type { Identity } from './identity.js';
 import { NotServedError } from './not-served.js';
 
@@ -115,13 +116,16 @@ function copyCatalog(copies: CopyTargets): CopyCatalog<ResolvedPod> {
 
 export class KubeCatalog implements TargetCatalog<ResolvedPod> {
   readonly copies: CopyCatalog<ResolvedPod> | undefined;
+  readonly splits: SplitCatalog | undefined;
 
   constructor(
     private readonly kube: Kube,
     private readonly reviewer: AccessReviewer,
     copies?: CopyTargets,
+    splits?: SplitSessions,
   ) {
     this.copies = copies === undefined ? undefined : copyCatalog(copies);
+    this.splits = splits === undefined ? undefined : { join: (session, namespace, target, request) => splits.join(session, splitWorkload(namespace, target), request) };
   }
 
   checkNamespace(namespace: string): void {

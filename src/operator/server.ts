@@ -16,6 +16,8 @@ import { frontProxyTlsOptions } from './front-proxy.js';
 import { TokenAuthenticator, type Authenticator } from './identity.js';
 import { LocalAgentLauncher } from './local-agents.js';
 import { LocalCatalog } from './local-catalog.js';
+import type { QueueDriver } from './queues/driver.js';
+import type { QueueType } from '../protocol/split-queues.js';
 import { NoJobSteps, type JobSteps } from './job-steps.js';
 import { LocalPolicySource } from './policies/local-source.js';
 import { PolicyStore, type PolicySource } from './policies/store.js';
@@ -23,6 +25,12 @@ import { SessionRegistry } from './sessions.js';
 import { servingCertificate, type ServingCertificate } from './tls.js';
 
 export { LOCAL_NAMESPACE } from './local-catalog.js';
+
+/** A broker's driver, its client loaded only when a split of that broker's queues starts. */
+async function connectQueueDriver(queueType: QueueType, url: string): Promise<QueueDriver> {
+  if (queueType === 'RMQ') return (await import('./queues/rabbitmq.js')).connectRabbitMq({ url });
+  return (await import('./queues/nats.js')).connectNats({ url });
+}
 
 export interface RunningOperator {
   url: string;
@@ -60,7 +68,7 @@ function localMode(config: OperatorConfig, log: Logger): Mode<unknown> {
 
 async function kubernetesMode(config: OperatorConfig, log: Logger, certificate: ServingCertificate, isLive: (session: string) => boolean): Promise<Mode<unknown>> {
   // Loaded only in this mode: the Kubernetes client is large.
-  const [{ connectKube }, { ReloadingFrontProxyAuthenticator }, { AccessReviewer, KubeCatalog }, { KubeAgentLauncher }, { KubePolicySource }, { CopyTargets }, { KubeJobSteps }] = await Promise.all([
+  const [{ connectKube }, { ReloadingFrontProxyAuthenticator }, { AccessReviewer, KubeCatalog }, { KubeAgentLauncher }, { KubePolicySource }, { CopyTargets }, { KubeJobSteps }, { SplitSessions }, { WorkloadEnv }] = await Promise.all([
     import('../platform/kubernetes/api.js'),
     import('./kube-auth.js'),
     import('./kube-catalog.js'),
@@ -68,6 +76,8 @@ async function kubernetesMode(config: OperatorConfig, log: Logger, certificate: 
     import('./policies/kube-source.js'),
     import('./copy-targets.js'),
     import('./kube-job-steps.js'),
+    import('./queues/split-sessions.js'),
+    import('./queues/workload-env.js'),
   ]);
   const settings = config.kubernetes;
   const kube = connectKube(settings.kubeconfig === undefined ? { inCluster: true } : { kubeconfig: settings.kubeconfig });
@@ -77,10 +87,18 @@ async function kubernetesMode(config: OperatorConfig, log: Logger, certificate: 
   // Sessions do not outlive the operator: what a previous run left (copies, workloads at 0) goes before the first one.
   const reconciled = await copies.reconcile();
   if (reconciled.length > 0) log.info({ reconciled }, 'removed what copy-target sessions of a previous run left');
+  const workloadEnv = new WorkloadEnv(kube, log, isLive);
+  // Likewise a workload a previous run pointed at split queues reads its own queue again. Not fatal: the operator may
+  // lack the rights to look (no split configs in this cluster), and sessions that do not split need none of it.
+  await workloadEnv.reconcile().then(
+    (restored) => restored.length > 0 && log.info({ restored: restored.map((each) => `${each.workload.namespace}/${each.workload.kind}/${each.workload.name}`) }, 'restored the workloads split-queue sessions of a previous run left pointed'),
+    (error: unknown) => log.warn({ err: error }, 'could not look for workloads a previous run left pointed at split queues'),
+  );
+  const splits = new SplitSessions(kube, workloadEnv, connectQueueDriver, log);
   const reviewer = new AccessReviewer(kube, log);
   return {
     auth,
-    catalog: new KubeCatalog(kube, reviewer, copies) as TargetCatalog<unknown>,
+    catalog: new KubeCatalog(kube, reviewer, copies, splits) as TargetCatalog<unknown>,
     jobSteps: new KubeJobSteps(kube, reviewer, log),
     launcher: new KubeAgentLauncher(kube, {
       placement: {

@@ -8,8 +8,11 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from '../core/log.js';
 import { MAX_PREAMBLE_BYTES, MAX_SESSION_POLICIES, type SessionStateEvent, type SubscriptionStats } from '../protocol/shared-agent.js';
 import { formatTarget, type Target } from '../platform/target.js';
-import { CopyTargetUnsupportedError, PolicyBlockedError } from '../core/errors.js';
+import { CopyTargetUnsupportedError, PolicyBlockedError, SplitConfigError } from '../core/errors.js';
 import type { CopyTargetRequest } from '../protocol/copy-target.js';
+import type { SplitQueuesRequest } from '../protocol/split-queues.js';
+import type { JoinedSplit, SplitQueueView } from './queues/split-sessions.js';
+import { checkSplitQueuePolicies } from './queues/split-policy.js';
 import type { AppliedPolicy } from '../protocol/policy.js';
 import type { AgentPool, SharedAgent } from './agents.js';
 import type { CopyForSession, ResolvedForSession, TargetCatalog } from './catalog.js';
@@ -49,6 +52,8 @@ export interface SessionRecord {
   policies: string[];
   /** The copy the session runs against (copy target). */
   copy?: { pod: string; source: string; scaledDown: boolean } | undefined;
+  /** The queues it splits, with their live counts. */
+  splitQueues?: SplitQueueView[] | undefined;
 }
 
 export interface SessionOptions {
@@ -59,6 +64,8 @@ export interface SessionOptions {
   copy?: CopyTargetRequest | undefined;
   /** Variables set in the session's view of the target's environment (SessionPreamble.env). */
   env?: Record<string, string> | undefined;
+  /** Take this session's share of the workload's queues (Kubernetes mode, docs/queues.md). */
+  split?: SplitQueuesRequest | undefined;
 }
 
 /** Close reasons the CLI shows, by the error code it shows them with. */
@@ -194,6 +201,7 @@ export class SessionRegistry<T> {
     const key = formatTarget(target);
     const id = randomBytes(4).toString('hex');
     let copy: CopyForSession<T> | undefined;
+    let split: JoinedSplit | undefined;
     let resolved: ResolvedForSession<T>;
     let policies: AppliedPolicy[];
     let lease: Awaited<ReturnType<AgentPool<T>['acquire']>> | undefined;
@@ -213,10 +221,20 @@ export class SessionRegistry<T> {
       }
       checkPurpose(policies, purpose, target);
       checkCarried(policies, target);
+      let env = options.env;
+      if (options.split !== undefined) {
+        if (this.catalog.splits === undefined || target.platform !== 'kubernetes') {
+          throw new SplitConfigError(`This operator cannot split the queues of ${key}: split queues need the operator on Kubernetes, and this one serves the targets of a host.`);
+        }
+        checkSplitQueuePolicies(policies, options.split, key);
+        split = await this.catalog.splits.join({ id, owner: identity.user }, namespace, target, options.split);
+        env = { ...env, ...split.env };
+      }
       lease = await this.pool.acquire(resolved.agentKey, resolved.target);
-      socket = await lease.agent.openSession({ kind: 'session', session: id, owner: identity.user, files, policies, ...(options.env === undefined ? {} : { env: options.env }) });
+      socket = await lease.agent.openSession({ kind: 'session', session: id, owner: identity.user, files, policies, ...(env === undefined ? {} : { env }) });
     } catch (error) {
       lease?.release();
+      await split?.leave();
       await copy?.release();
       throw error;
     } finally {
@@ -242,6 +260,7 @@ export class SessionRegistry<T> {
       closeReason: undefined,
       policies: policies.map((policy) => policy.name),
       copy: copy === undefined ? undefined : { pod: copy.record.name, source: copy.record.source, scaledDown: copy.record.scaledDown },
+      splitQueues: split?.queues,
     };
     let closeReason: string | undefined;
     let client: ClientStream | undefined;
@@ -279,6 +298,12 @@ export class SessionRegistry<T> {
       this.closed.unshift(record);
       this.closed.splice(this.limits.keep_closed);
       held.release();
+      // Its queues go back: what it had not read returns to the workload's queue (docs/queues.md).
+      if (split !== undefined) {
+        const leaving = split.leave();
+        this.releasing.add(leaving);
+        void leaving.finally(() => this.releasing.delete(leaving));
+      }
       // The copy goes with its session (and the workload it scaled down comes back).
       if (copy !== undefined) {
         const releasing = copy.release();

@@ -61,6 +61,12 @@ export function fakeOperatorCluster(api: FakeKubeApi, options: OperatorClusterOp
       };
     }),
     api.override('GET', '/apis/apiregistration.k8s.io/v1/apiservices/v1.operator.remocal.dev', () => ({ status: 200, body: loadFixture('operator/apiservice-available.json') })),
+    // The operator's start looks for workloads a previous run left pointed at split queues: none here.
+    api.override('GET', /^\/apis\/apps\/v1\/(deployments|statefulsets)\?/, (request) => {
+      if (request.query.get('labelSelector') !== 'remocal.dev/split-queues') return undefined;
+      const kind = request.pathname.endsWith('deployments') ? 'DeploymentList' : 'StatefulSetList';
+      return { status: 200, body: { kind, apiVersion: 'apps/v1', metadata: { resourceVersion: '6000' }, items: [] } };
+    }),
     // As the recorded SubjectAccessReviews answer: system:masters may do anything, others what the test allows.
     api.override('POST', '/apis/authorization.k8s.io/v1/subjectaccessreviews', (request) => {
       const review = request.body as { spec: { user: string; groups?: string[]; resourceAttributes: { verb: string; resource: string; subresource?: string; name?: string } } };

@@ -65,6 +65,11 @@ before(async () => {
     status: 200,
     body: { ...configMap, metadata: { ...configMap.metadata, resourceVersion: createHash('sha256').update(requestHeaderCa).digest('hex').slice(0, 12) }, data: { ...configMap.data, 'requestheader-client-ca-file': requestHeaderCa } },
   }));
+  // The operator's start looks for workloads a previous run left pointed at split queues: none here.
+  api.override('GET', /^\/apis\/apps\/v1\/(deployments|statefulsets)\?labelSelector=remocal\.dev%2Fsplit-queues$/, (request) => ({
+    status: 200,
+    body: { kind: request.pathname.endsWith('deployments') ? 'DeploymentList' : 'StatefulSetList', apiVersion: 'apps/v1', metadata: { resourceVersion: '6000' }, items: [] },
+  }));
   api.override('POST', '/apis/authorization.k8s.io/v1/subjectaccessreviews', (request) => {
     const review = request.body as { spec: { groups?: string[]; resourceAttributes: { verb: string; resource: string; name?: string } } };
     const { verb, resource, name } = review.spec.resourceAttributes;
