@@ -61,7 +61,7 @@ function headerText(value: unknown): string {
   return JSON.stringify(value) ?? '';
 }
 
-export function toQueueMessage(message: ConsumeMessage): QueueMessage {
+function toQueueMessage(message: ConsumeMessage): QueueMessage {
   const headers: Record<string, string> = {};
   for (const [name, value] of Object.entries((message.properties.headers ?? {}) as Record<string, unknown>)) {
     if (value !== undefined && value !== null) headers[name] = headerText(value);
@@ -315,7 +315,8 @@ class RabbitMqDriver implements QueueDriver {
     const confirmed = this.publisherFor(queue).then(
       ({ channel, returned }) =>
         new Promise<void>((resolve, reject) => {
-          // mandatory: a publish to a missing queue is returned rather than confirmed into nowhere.
+          // mandatory: a publish to a missing queue is returned rather than confirmed into nowhere. sendToQueue
+          // throws on a closed channel: the executor turns that into this promise's rejection, wrapped below.
           channel.sendToQueue(queue, message.body, { ...publishOptions(message), mandatory: true }, (error: unknown) => {
             // RabbitMQ sends a mandatory publish's basic.return before its confirm, and confirms in publish order:
             // the oldest return of this channel belongs to the first confirm whose message it is.
@@ -330,10 +331,10 @@ class RabbitMqDriver implements QueueDriver {
             }
           });
         }),
-      (error: unknown) => {
-        throw new QueueBrokerError(`Cannot publish to queue ${queue}: ${(error as Error).message}`, { cause: error });
-      },
-    );
+    ).catch((error: unknown) => {
+      if (error instanceof QueueBrokerError) throw error;
+      throw new QueueBrokerError(`Cannot publish to queue ${queue}: ${(error as Error).message}`, { cause: error });
+    });
     return withTimeout(
       confirmed,
       this.confirmTimeoutMs,
