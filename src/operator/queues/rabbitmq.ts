@@ -1,6 +1,8 @@
-// The RabbitMQ driver (AMQP 0-9-1, amqplib). One connection; publishes go through one confirm channel, and each
-// consumer gets a channel of its own, so that its prefetch bounds it alone and its acks go where its deliveries
-// came from. Queue declarations and depth run on a short-lived channel each: a passive declare of a missing queue
+// The RabbitMQ driver (AMQP 0-9-1, amqplib). One connection; publishes go through a confirm channel per
+// destination queue, and each consumer gets a channel of its own, so that its prefetch bounds it alone and its acks
+// go where its deliveries came from. A channel per destination keeps each destination's publishes in call order
+// (one channel is one ordered stream) while letting a broker with cores to spare, which runs each channel as a
+// process of its own, route and persist the destinations' messages in parallel. Queue declarations and depth run on a short-lived channel each: a passive declare of a missing queue
 // is answered by closing the channel (404), and that must not take the publishes or consumers with it.
 //
 // Any other close, of the connection or of a channel we did not close, is the link lost: `lost` resolves, the
@@ -39,6 +41,12 @@ const propertyNames = {
 type PropertyName = keyof typeof propertyNames;
 const numericProperties = new Set<PropertyName>(['delivery_mode', 'priority', 'timestamp']);
 
+interface Publisher {
+  channel: ConfirmChannel;
+  /** Returned (unroutable) publishes of this channel, oldest first. */
+  returned: Message[];
+}
+
 /** What a forward needs to publish the message exactly as it came: amqplib's own, typed, properties. */
 interface RawAmqp {
   kind: 'amqp';
@@ -53,7 +61,7 @@ function headerText(value: unknown): string {
   return JSON.stringify(value) ?? '';
 }
 
-export function toQueueMessage(message: ConsumeMessage): QueueMessage {
+function toQueueMessage(message: ConsumeMessage): QueueMessage {
   const headers: Record<string, string> = {};
   for (const [name, value] of Object.entries((message.properties.headers ?? {}) as Record<string, unknown>)) {
     if (value !== undefined && value !== null) headers[name] = headerText(value);
@@ -130,14 +138,15 @@ export async function connectRabbitMq(options: RabbitMqOptions): Promise<QueueDr
   const connecting = (async () => {
     const connection = await amqp.connect(url, { timeout: connectTimeoutMs });
     try {
-      const confirm = await connection.createConfirmChannel();
-      return { connection, confirm };
+      // A first channel proves the connection usable (a vhost without permissions refuses it), not just open.
+      await (await connection.createChannel()).close();
+      return { connection };
     } catch (error) {
       await connection.close().catch(() => undefined);
       throw error;
     }
   })();
-  let opened: { connection: ChannelModel; confirm: ConfirmChannel };
+  let opened: { connection: ChannelModel };
   try {
     opened = await withTimeout(
       connecting,
@@ -150,7 +159,7 @@ export async function connectRabbitMq(options: RabbitMqOptions): Promise<QueueDr
     if (error instanceof TimeoutError) throw error;
     throw new QueueBrokerError(`Cannot connect to RabbitMQ at ${where}: ${(error as Error).message}`, { cause: error });
   }
-  return new RabbitMqDriver(opened.connection, opened.confirm, where, confirmTimeoutMs);
+  return new RabbitMqDriver(opened.connection, where, confirmTimeoutMs);
 }
 
 class RabbitMqDriver implements QueueDriver {
@@ -159,13 +168,10 @@ class RabbitMqDriver implements QueueDriver {
   private markLost!: (error: Error) => void;
   private closing = false;
   private readonly expectedCloses = new WeakSet<Channel>();
-  // Returned (unroutable) publishes, oldest first. RabbitMQ sends a mandatory publish's basic.return before its
-  // confirm, and confirms in publish order, so the oldest return always belongs to the next confirm that matches it.
-  private readonly returned: Message[] = [];
+  private readonly publishers = new Map<string, Promise<Publisher>>();
 
   constructor(
     private readonly connection: ChannelModel,
-    private readonly confirm: ConfirmChannel,
     private readonly where: string,
     private readonly confirmTimeoutMs: number,
   ) {
@@ -173,8 +179,32 @@ class RabbitMqDriver implements QueueDriver {
     // 'error' comes before 'close' with the same reason; without a listener it would throw from the emitter.
     connection.on('error', () => undefined);
     connection.on('close', (error?: Error) => this.lose(error ?? new Error('the connection closed')));
-    this.watch(confirm, 'the publish channel');
-    confirm.on('return', (message: Message) => this.returned.push(message));
+  }
+
+  /** The confirm channel for publishes to `queue`, opened on first use. */
+  private publisherFor(queue: string): Promise<Publisher> {
+    let publisher = this.publishers.get(queue);
+    if (publisher === undefined) {
+      publisher = this.connection.createConfirmChannel().then((channel) => {
+        this.watch(channel, `the publish channel of ${queue}`);
+        const returned: Message[] = [];
+        channel.on('return', (message: Message) => returned.push(message));
+        return { channel, returned };
+      });
+      publisher.catch(() => this.publishers.delete(queue));
+      this.publishers.set(queue, publisher);
+    }
+    return publisher;
+  }
+
+  private async closePublisher(queue: string): Promise<void> {
+    const publisher = this.publishers.get(queue);
+    if (publisher === undefined) return;
+    this.publishers.delete(queue);
+    const { channel } = await publisher.catch(() => ({ channel: undefined }));
+    if (channel === undefined) return;
+    this.expectedCloses.add(channel);
+    await channel.close().catch(() => undefined);
   }
 
   private lose(error: Error): void {
@@ -217,6 +247,7 @@ class RabbitMqDriver implements QueueDriver {
   }
 
   async deleteQueue(name: string): Promise<void> {
+    await this.closePublisher(name);
     try {
       // Deleting a missing queue is a no-op in RabbitMQ 3.x; kept idempotent if a broker answers 404 instead.
       await this.oneShot((channel) => channel.deleteQueue(name));
@@ -280,23 +311,29 @@ class RabbitMqDriver implements QueueDriver {
   }
 
   publish(queue: string, message: QueueMessage): Promise<void> {
-    const confirmed = new Promise<void>((resolve, reject) => {
-      try {
-        // mandatory: a publish to a missing queue is returned rather than confirmed into nowhere.
-        this.confirm.sendToQueue(queue, message.body, { ...publishOptions(message), mandatory: true }, (error: unknown) => {
-          const head = this.returned[0];
-          if (head !== undefined && head.fields.routingKey === queue && head.content.equals(message.body)) {
-            this.returned.shift();
-            reject(new QueueBrokerError(`RabbitMQ could not route a message to queue ${queue}: it does not exist.`, { hint: 'The queue was deleted while the split ran; the message stays on its original queue.' }));
-          } else if (error !== null && error !== undefined) {
-            reject(new QueueBrokerError(`RabbitMQ refused a message for queue ${queue}.`, { cause: error }));
-          } else {
-            resolve();
-          }
-        });
-      } catch (error) {
-        reject(new QueueBrokerError(`Cannot publish to queue ${queue}: ${(error as Error).message}`, { cause: error }));
-      }
+    // Publishes to one queue chain on the same promise, so they are sent in call order even while it opens.
+    const confirmed = this.publisherFor(queue).then(
+      ({ channel, returned }) =>
+        new Promise<void>((resolve, reject) => {
+          // mandatory: a publish to a missing queue is returned rather than confirmed into nowhere. sendToQueue
+          // throws on a closed channel: the executor turns that into this promise's rejection, wrapped below.
+          channel.sendToQueue(queue, message.body, { ...publishOptions(message), mandatory: true }, (error: unknown) => {
+            // RabbitMQ sends a mandatory publish's basic.return before its confirm, and confirms in publish order:
+            // the oldest return of this channel belongs to the first confirm whose message it is.
+            const head = returned[0];
+            if (head !== undefined && head.content.equals(message.body)) {
+              returned.shift();
+              reject(new QueueBrokerError(`RabbitMQ could not route a message to queue ${queue}: it does not exist.`, { hint: 'The queue was deleted while the split ran; the message stays on its original queue.' }));
+            } else if (error !== null && error !== undefined) {
+              reject(new QueueBrokerError(`RabbitMQ refused a message for queue ${queue}.`, { cause: error }));
+            } else {
+              resolve();
+            }
+          });
+        }),
+    ).catch((error: unknown) => {
+      if (error instanceof QueueBrokerError) throw error;
+      throw new QueueBrokerError(`Cannot publish to queue ${queue}: ${(error as Error).message}`, { cause: error });
     });
     return withTimeout(
       confirmed,

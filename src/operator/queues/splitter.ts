@@ -127,7 +127,7 @@ export class QueueSplitter {
   }
 
   /** Adds a session; its messages go to the queue whose name this returns. Adding an id again keeps its place. */
-  addSession(id: string, filter: MessageFilterSpec | MessageFilter): Promise<string> {
+  async addSession(id: string, filter: MessageFilterSpec | MessageFilter): Promise<string> {
     if (!idPattern.test(id) || id === deployedId) {
       throw new UsageError(`A split session id must be a DNS label other than "${deployedId}"; got "${id}".`);
     }
