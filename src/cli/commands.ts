@@ -21,6 +21,7 @@ import { registerOperatorCommands } from './operator-commands.js';
 import { registerPolicyCommands } from './policy-commands.js';
 import { formatPlan, planActions, withOutgoingLocal } from './actions/plan.js';
 import { OperatorJobSteps } from './actions/operator-steps.js';
+import type { SplitQueuesRequest } from '../protocol/split-queues.js';
 
 export function registerCommands(program: Command): void {
   addConfigFlags(program.command('exec'))
@@ -174,6 +175,7 @@ function sessionRequest(options: ExecFlags, cmd: Command, with_: { actions: bool
       kubernetes: kubernetesSettings(config),
       operator: { use: config.operator, url: config.local_operator.url, token: config.local_operator.token, caFile: config.local_operator.ca_file },
       copyTarget: copyTargetRequest(config.feature.copy_target),
+      splitQueues: splitQueuesRequest(config.feature.split_queues),
     },
     actions,
   };
@@ -183,6 +185,12 @@ function sessionRequest(options: ExecFlags, cmd: Command, with_: { actions: bool
 function copyTargetRequest(copy: RemocalConfig['feature']['copy_target']): CopyTargetRequest | undefined {
   if (!copy.enabled) return undefined;
   return { scaleDown: copy.scale_down, excludeContainers: copy.exclude_containers, excludeInitContainers: copy.exclude_init_containers, command: copy.command, keepLabels: copy.keep_labels };
+}
+
+/** The queues the operator is asked to split for this session; undefined when none. */
+function splitQueuesRequest(queues: RemocalConfig['feature']['split_queues']): SplitQueuesRequest | undefined {
+  if (queues === undefined || Object.keys(queues).length === 0) return undefined;
+  return Object.fromEntries(Object.entries(queues).map(([id, queue]) => [id, { queueType: queue.queue_type, messageFilter: queue.message_filter }]));
 }
 
 /** The filter as the protocol carries it; null when none is set (then a steal takes whole connections). */

@@ -1,7 +1,8 @@
 // Which platform serves a target: the one place that chooses, so commands only ever prepare "a session".
 
-import { CopyTargetUnsupportedError } from '../core/errors.js';
+import { CopyTargetUnsupportedError, SplitConfigError } from '../core/errors.js';
 import type { CopyTargetRequest } from '../protocol/copy-target.js';
+import type { SplitQueuesRequest } from '../protocol/split-queues.js';
 import type { KubePlatformSettings } from './kubernetes/session.js';
 import { localPlatform } from './local.js';
 import { operatorPlatform, wantsOperator, type OperatorPlatformSettings } from './operator/platform.js';
@@ -14,6 +15,14 @@ export interface PlatformSettings {
   operator: OperatorPlatformSettings;
   /** Run against a copy of the target: only the operator on Kubernetes makes copies. */
   copyTarget?: CopyTargetRequest | undefined;
+  /** Take this session's share of the workload's queues: only the operator on Kubernetes splits them. */
+  splitQueues?: SplitQueuesRequest | undefined;
+}
+
+function noSplitHere(target: Target, why: string): SplitConfigError {
+  return new SplitConfigError(`feature.split_queues is set, but ${formatTarget(target)} ${why}: queues are split by the remocal operator on Kubernetes.`, {
+    hint: 'Run the session through the operator on a Deployment or StatefulSet target, or leave feature.split_queues out.',
+  });
 }
 
 function noCopyHere(target: Target, why: string): CopyTargetUnsupportedError {
@@ -24,6 +33,7 @@ export async function prepareSession(target: Target, settings: PlatformSettings,
   switch (target.platform) {
     case 'local': {
       if (settings.copyTarget !== undefined) throw noCopyHere(target, 'is a target on a host');
+      if (settings.splitQueues !== undefined) throw noSplitHere(target, 'is a target on a host');
       if (wantsOperator(settings.operator)) {
         return operatorPlatform(settings.operator).prepare(target, request);
       }
@@ -34,9 +44,10 @@ export async function prepareSession(target: Target, settings: PlatformSettings,
       // Loaded only for Kubernetes targets: the Kubernetes client is large, and local sessions start faster without it.
       if (settings.operator.use !== false) {
         const { kubeOperatorPlatform } = await import('./operator/kube-platform.js');
-        return kubeOperatorPlatform(settings.kubernetes, { use: settings.operator.use, purpose: settings.operator.purpose, copy: settings.copyTarget }).prepare(target, request);
+        return kubeOperatorPlatform(settings.kubernetes, { use: settings.operator.use, purpose: settings.operator.purpose, copy: settings.copyTarget, split: settings.splitQueues }).prepare(target, request);
       }
       if (settings.copyTarget !== undefined) throw noCopyHere(target, 'is reached without the operator (`operator: false`)');
+      if (settings.splitQueues !== undefined) throw noSplitHere(target, 'is reached without the operator (`operator: false`)');
       const { kubernetesPlatform } = await import('./kubernetes/session.js');
       return kubernetesPlatform(settings.kubernetes).prepare(target, request);
     }

@@ -8,8 +8,9 @@
 
 import { ApiregistrationV1Api } from '@kubernetes/client-node';
 import type { RequestOptions } from 'node:https';
-import { CopyTargetUnsupportedError, OperatorUnavailableError } from '../../core/errors.js';
+import { CopyTargetUnsupportedError, OperatorUnavailableError, SplitConfigError } from '../../core/errors.js';
 import type { CopyTargetRequest } from '../../protocol/copy-target.js';
+import type { SplitQueuesRequest } from '../../protocol/split-queues.js';
 import { apiStatus, connectKube, type Kube } from '../kubernetes/api.js';
 import { kubernetesPlatform, type KubePlatformSettings } from '../kubernetes/session.js';
 import type { Platform } from '../platform.js';
@@ -54,10 +55,10 @@ export async function apiServerAddress(kube: Kube): Promise<OperatorAddress> {
 
 export function kubeOperatorPlatform(
   settings: KubePlatformSettings,
-  operator: { use: true | 'auto'; purpose?: 'exec' | 'port-forward' | undefined; copy?: CopyTargetRequest | undefined },
+  operator: { use: true | 'auto'; purpose?: 'exec' | 'port-forward' | undefined; copy?: CopyTargetRequest | undefined; split?: SplitQueuesRequest | undefined },
   connect: typeof connectKube = connectKube,
 ): Platform<KubernetesTarget> {
-  const { use, purpose = 'exec', copy } = operator;
+  const { use, purpose = 'exec', copy, split } = operator;
   return {
     async prepare(target, request) {
       // The operator shares running pods; a targetless session, or a CronJob's run, has none to share.
@@ -71,6 +72,11 @@ export function kubeOperatorPlatform(
             hint: 'Install it with `remocal operator setup | kubectl apply -f -` (docs/operator.md), or run against the target itself.',
           });
         }
+        if (split !== undefined) {
+          throw new SplitConfigError(`feature.split_queues is set, but ${found.why}: queues are split by the remocal operator.`, {
+            hint: 'Install it with `remocal operator setup | kubectl apply -f -` (docs/operator.md, docs/queues.md), or leave feature.split_queues out.',
+          });
+        }
         if (use === true) {
           throw new OperatorUnavailableError(`\`operator: true\`, but ${found.why}.`, {
             hint: 'Install it with `remocal operator setup | kubectl apply -f -` (docs/operator.md), or set `operator: auto` to fall back to a session of your own.',
@@ -82,7 +88,7 @@ export function kubeOperatorPlatform(
       looking.done(`found: ${OPERATOR_APISERVICE} is Available`);
       const address = await apiServerAddress(kube);
       const asking = request.onStep(`asking the operator for ${copy === undefined ? '' : 'a copy of '}${formatTarget(target)} in namespace ${kube.namespace}`);
-      const session = await prepareOperatorSession(address, kube.namespace, target, { files: request.files, startupTimeoutMs: request.startupTimeoutMs, purpose, copy });
+      const session = await prepareOperatorSession(address, kube.namespace, target, { files: request.files, startupTimeoutMs: request.startupTimeoutMs, purpose, copy, split });
       asking.done(`through the operator: ${session.description}; ${describeOthers(session)}`);
       notePolicies(session, target, request.onNote);
       const prepared = preparedFrom(session);

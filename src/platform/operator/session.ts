@@ -6,6 +6,7 @@ import { distFile } from '../../core/paths.js';
 import type { AgentLaunch } from '../../protocol/contracts.js';
 import type { AppliedPolicy } from '../../protocol/policy.js';
 import { COPY_TARGET_PARAM, encodeCopyTargetRequest, type CopyTargetRequest } from '../../protocol/copy-target.js';
+import { encodeSplitQueuesRequest, SPLIT_QUEUES_PARAM, type SplitQueuesRequest } from '../../protocol/split-queues.js';
 import type { PreparedSession } from '../platform.js';
 import { formatTarget, type Target } from '../target.js';
 import { OPERATOR_API_PREFIX, operatorRequest, type OperatorAddress } from './client.js';
@@ -29,7 +30,7 @@ export async function prepareOperatorSession(
   address: OperatorAddress,
   namespace: string,
   target: Target,
-  options: { files: 'off' | 'read' | 'write'; startupTimeoutMs: number; purpose: 'exec' | 'port-forward'; copy?: CopyTargetRequest | undefined },
+  options: { files: 'off' | 'read' | 'write'; startupTimeoutMs: number; purpose: 'exec' | 'port-forward'; copy?: CopyTargetRequest | undefined; split?: SplitQueuesRequest | undefined },
 ): Promise<OperatorSession> {
   const name = targetResourceName(target);
   const targetPath = `${OPERATOR_API_PREFIX}/namespaces/${encodeURIComponent(namespace)}/targets/${encodeURIComponent(name)}`;
@@ -45,7 +46,8 @@ export async function prepareOperatorSession(
     `${targetPath}${query(options.purpose === 'exec' ? {} : { purpose: options.purpose })}`,
   );
   const link: OperatorLinkSettings = {
-    url: `${address.url}${targetPath}/portforward${query({ files: options.files, ...(options.purpose === 'exec' ? {} : { purpose: options.purpose }) })}`,
+    // The split is made when the session opens, with it: only the session's request carries it.
+    url: `${address.url}${targetPath}/portforward${query({ files: options.files, ...(options.purpose === 'exec' ? {} : { purpose: options.purpose }), ...(options.split === undefined ? {} : { [SPLIT_QUEUES_PARAM]: encodeSplitQueuesRequest(options.split) }) })}`,
     token: address.token,
     ca: address.ca,
     cert: address.cert,
