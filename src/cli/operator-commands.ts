@@ -198,6 +198,34 @@ export function registerOperatorCommands(program: Command, addConfigFlags: (comm
       if (agents.items.length > 0) process.stdout.write(table([['AGENT FOR', 'AGENT', 'SESSIONS', 'AGE'], ...agents.items.map((agent) => [agent.target, agent.agent, String(agent.sessions), age(agent.startedAt)])]));
     });
 
+  const queues = program.command('queues').summary('queue splitting on the operator (docs/queues.md)');
+  addConfigFlags(queues.command('status'))
+    .summary('the queues being split, with how many messages went to each destination')
+    .description('For each queue the operator splits (feature.split_queues of live sessions): the deployed app\'s destination and every session\'s, with the messages the broker confirmed to it, how many of those it had delivered before (possible duplicates), and how many went back to the queue when a session ended.')
+    .option('-f, --config-file <file>', 'a config file; default: .remocal/config.{json,yaml} found upwards from here')
+    .option('--json', 'machine-readable output')
+    .action(async (options: ConfigFlags & { configFile?: string; json?: boolean }) => {
+      const { json, ...rest } = options;
+      const client = await operatorClient(rest);
+      type Destination = { id: string; queue: string; active: boolean; forwarded: number; redelivered: number; drainedBack: number };
+      const answer = await client.request<{ items: { spec: { workload: string; queueId: string; queue: string }; status: { destinations: Destination[] } }[] }>('GET', `/namespaces/${client.namespace}/splitqueues`);
+      if (json) {
+        process.stdout.write(`${JSON.stringify(answer.items, null, 2)}\n`);
+        return;
+      }
+      if (answer.items.length === 0) {
+        process.stdout.write(`no queue is being split in namespace ${client.namespace}\n`);
+        return;
+      }
+      const rows = [['WORKLOAD', 'QUEUE', 'DESTINATION', 'FORWARDED', 'REDELIVERED', 'DRAINED BACK', 'ACTIVE']];
+      for (const item of answer.items) {
+        for (const destination of item.status.destinations) {
+          rows.push([item.spec.workload, `${item.spec.queueId} (${item.spec.queue})`, destination.id === 'deployed' ? 'deployed app' : `session ${destination.id}`, String(destination.forwarded), String(destination.redelivered), String(destination.drainedBack), destination.active ? 'yes' : 'no']);
+        }
+      }
+      process.stdout.write(table(rows));
+    });
+
   const session = program.command('session').summary('list and end sessions on the operator (local_operator.url, else the one in the kubeconfig\'s cluster)');
   addConfigFlags(session.command('list'))
     .summary('the sessions on the operator, with their ports and filters')

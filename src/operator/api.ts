@@ -10,6 +10,7 @@
 //   GET    /apis/operator.remocal.dev/v1/namespaces/NS/targets/NAME/portforward   (WebSocket) a session's stream
 //   GET    /apis/operator.remocal.dev/v1/namespaces/NS/jobsteps/TEMPLATE/run       (WebSocket) a job step's events;
 //                                                                           its Job lives while the socket does
+//   GET    /apis/operator.remocal.dev/v1[/namespaces/NS]/splitqueues         the queues being split, with counts per destination
 //   GET    /apis/operator.remocal.dev/v1[/namespaces/NS]/copytargets         the copies of copy-target sessions, or a Table
 //   GET    /apis/operator.remocal.dev/v1/namespaces/NS/copytargets/NAME      one copy (NAME is the copy pod's)
 //   GET    /apis/operator.remocal.dev/v1/agents                              the shared agents (operator status)
@@ -38,6 +39,7 @@ import { targetFromResourceName, targetResourceName } from '../platform/operator
 import { COPY_TARGET_PARAM, parseCopyTargetRequest, type CopyTargetRequest } from '../protocol/copy-target.js';
 import { parseSplitQueuesRequest, SPLIT_QUEUES_PARAM, type SplitQueuesRequest } from '../protocol/split-queues.js';
 import type { CopyRecord } from './copy-targets.js';
+import type { SplitStatus } from './queues/split-sessions.js';
 
 export const API_GROUP = 'operator.remocal.dev';
 export const API_VERSION = 'v1';
@@ -163,6 +165,11 @@ export function createApi<T>(context: ApiContext<T>): { onRequest(request: Incom
       // Asked before a session starts, so that a refused one is refused before anything runs.
       checkPurpose(policies, purposeOf(url), target);
       return { status: 200, body: targetObject(target, resolved.description, resolved.hasProcess, context.sessions.list().filter(inScope), policies) };
+    }
+    if (resource === 'splitqueues' && method === 'GET' && name === undefined) {
+      const splits = (await catalog.splits?.status()) ?? [];
+      const items = splits.filter((split) => namespace === undefined || split.namespace === namespace);
+      return { status: 200, body: wantsTable(accept) ? splitTable(items) : splitList(items) };
     }
     if (resource === 'copytargets' && method === 'GET' && sub === undefined) {
       const copies = context.sessions.copies().filter((copy) => namespace === undefined || copy.namespace === namespace);
@@ -303,6 +310,8 @@ function discovery(): object {
       { name: 'jobsteps', singularName: 'jobstep', namespaced: true, kind: 'JobStep', verbs: ['create'], categories: ['remocal'] },
       { name: 'jobsteps/run', singularName: '', namespaced: true, kind: 'JobStep', verbs: ['get'] },
       // Read-only: a copy goes with its session (`remocal session kill` ends both); no watch, for the same reason as sessions.
+      // Read-only, like copytargets: a split goes with its sessions.
+      { name: 'splitqueues', singularName: 'splitqueue', namespaced: true, kind: 'SplitQueue', verbs: ['list'], categories: ['remocal'] },
       { name: 'copytargets', singularName: 'copytarget', namespaced: true, kind: 'CopyTarget', verbs: ['get', 'list'], shortNames: ['rmct'], categories: ['remocal'] },
     ],
   };
@@ -399,6 +408,45 @@ function agentList<T>(agents: AgentPool<T>): object {
     metadata: {},
     version: packageVersion(),
     items: agents.running().map((agent) => ({ target: agent.key, agent: agent.description, startedAt: iso(agent.startedAt), sessions: agent.users })),
+  };
+}
+
+function splitList(splits: SplitStatus[]): object {
+  return {
+    apiVersion: GROUP_VERSION,
+    kind: 'SplitQueueList',
+    metadata: {},
+    items: splits.map((split) => ({
+      apiVersion: GROUP_VERSION,
+      kind: 'SplitQueue',
+      metadata: { name: `${split.workload.replace('/', '.')}.${split.queueId}`, namespace: split.namespace },
+      spec: { workload: split.workload, queueId: split.queueId, queue: split.queue },
+      status: { destinations: split.destinations },
+    })),
+  };
+}
+
+/** `kubectl get splitqueues`: one row per destination of each split queue, with its counts. */
+function splitTable(splits: SplitStatus[]): object {
+  return {
+    kind: 'Table',
+    apiVersion: 'meta.k8s.io/v1',
+    metadata: {},
+    columnDefinitions: [
+      { name: 'Workload', type: 'string', description: 'Whose queue it is' },
+      { name: 'Queue', type: 'string', description: 'The queue id, and the queue' },
+      { name: 'Destination', type: 'string', description: 'The deployed app, or a session' },
+      { name: 'Forwarded', type: 'integer', description: 'Messages the broker confirmed to it' },
+      { name: 'Redelivered', type: 'integer', description: 'Of those, how many the broker had delivered before: possible duplicates' },
+      { name: 'Drained back', type: 'integer', description: 'Messages returned to the queue when it ended' },
+      { name: 'Active', type: 'boolean', description: 'Whether it still gets messages' },
+    ],
+    rows: splits.flatMap((split) =>
+      split.destinations.map((destination) => ({
+        cells: [split.workload, `${split.queueId} (${split.queue})`, destination.id, destination.forwarded, destination.redelivered, destination.drainedBack, destination.active],
+        object: { kind: 'PartialObjectMetadata', apiVersion: 'meta.k8s.io/v1', metadata: { name: `${split.workload.replace('/', '.')}.${split.queueId}`, namespace: split.namespace } },
+      })),
+    ),
   };
 }
 

@@ -6,7 +6,7 @@
 import type { CopyTargetRequest } from '../protocol/copy-target.js';
 import type { KubernetesTarget, Target } from '../platform/target.js';
 import type { CopyRecord } from './copy-targets.js';
-import type { JoinedSplit } from './queues/split-sessions.js';
+import type { JoinedSplit, SplitStatus } from './queues/split-sessions.js';
 import type { SplitQueuesRequest } from '../protocol/split-queues.js';
 import type { Identity } from './identity.js';
 
@@ -44,6 +44,7 @@ export interface CopyCatalog<T> {
 /** Split queues (Kubernetes mode only): sessions that take their own share of the workload's queues. */
 export interface SplitCatalog {
   join(session: { id: string; owner: string }, namespace: string, target: KubernetesTarget, request: SplitQueuesRequest): Promise<JoinedSplit>;
+  status(): Promise<SplitStatus[]>;
 }
 
 export interface TargetCatalog<T> {

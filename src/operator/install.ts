@@ -123,6 +123,7 @@ const userRules = [
   { apiGroups: [OPERATOR_GROUP], resources: ['targets'], verbs: ['get', 'list'] },
   // `create`: checked by the operator (a SubjectAccessReview) before it makes a copy; withhold it to forbid copies.
   { apiGroups: [OPERATOR_GROUP], resources: ['copytargets'], verbs: ['get', 'list', 'create'] },
+  { apiGroups: [OPERATOR_GROUP], resources: ['splitqueues'], verbs: ['list'] },
   // `create` for the POST, `get` for the WebSocket upgrade (a GET): RBAC checks one or the other.
   { apiGroups: [OPERATOR_GROUP], resources: ['targets/portforward'], verbs: ['get', 'create'] },
   // The WebSocket of a job step; which templates a user may run is `create` on jobsteps, granted per template.

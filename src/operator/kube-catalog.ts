@@ -125,7 +125,7 @@ export class KubeCatalog implements TargetCatalog<ResolvedPod> {
     splits?: SplitSessions,
   ) {
     this.copies = copies === undefined ? undefined : copyCatalog(copies);
-    this.splits = splits === undefined ? undefined : { join: (session, namespace, target, request) => splits.join(session, splitWorkload(namespace, target), request) };
+    this.splits = splits === undefined ? undefined : { join: (session, namespace, target, request) => splits.join(session, splitWorkload(namespace, target), request), status: () => splits.status() };
   }
 
   checkNamespace(namespace: string): void {

@@ -196,6 +196,7 @@ describe('operatorInstallObjects', () => {
       { apiGroups: ['operator.remocal.dev'], resources: ['sessions'], verbs: ['get', 'list', 'delete'] },
       { apiGroups: ['operator.remocal.dev'], resources: ['targets'], verbs: ['get', 'list'] },
       { apiGroups: ['operator.remocal.dev'], resources: ['copytargets'], verbs: ['get', 'list', 'create'] },
+      { apiGroups: ['operator.remocal.dev'], resources: ['splitqueues'], verbs: ['list'] },
       { apiGroups: ['operator.remocal.dev'], resources: ['targets/portforward'], verbs: ['get', 'create'] },
       { apiGroups: ['operator.remocal.dev'], resources: ['jobsteps/run'], verbs: ['get'] },
       { apiGroups: ['apiregistration.k8s.io'], resources: ['apiservices'], resourceNames: ['v1.operator.remocal.dev'], verbs: ['get'] },

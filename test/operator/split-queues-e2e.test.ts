@@ -156,6 +156,17 @@ describe('split queues through the operator, end to end', { timeout: 240_000 }, 
       assert.equal(listed.code, 0, listed.stderr);
       const [item] = JSON.parse(listed.stdout) as { status: { splitQueues?: { queueId: string; sessionQueue: string; forwarded: number }[] } }[];
       assert.deepEqual(item!.status.splitQueues?.map(({ queueId, sessionQueue, forwarded }) => ({ queueId, sessionQueue, forwarded })), [{ queueId: 'orders', sessionQueue: queue, forwarded: 20 }]);
+
+      const status = await runRemocal(['queues', 'status', '--json'], { cwd: dir });
+      assert.equal(status.code, 0, status.stderr);
+      const [split] = JSON.parse(status.stdout) as { spec: { workload: string; queueId: string; queue: string }; status: { destinations: { id: string; forwarded: number; active: boolean }[] } }[];
+      assert.deepEqual(split!.spec, { workload: 'deployment/orders', queueId: 'orders', queue: 'orders' });
+      assert.deepEqual(split!.status.destinations.map(({ id, forwarded, active }) => ({ id, forwarded, active })), [
+        { id: 'deployed', forwarded: 20, active: true },
+        { id: queue.split('.').at(-1)!, forwarded: 20, active: true },
+      ]);
+      const shown = await runRemocal(['queues', 'status'], { cwd: dir });
+      assert.match(shown.stdout, /deployment\/orders +orders \(orders\) +deployed app +20 +0 +0 +yes/);
     } finally {
       run.child.kill('SIGTERM');
     }

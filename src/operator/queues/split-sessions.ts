@@ -29,6 +29,18 @@ export interface SplitQueueView {
   counts: DestinationCounts;
 }
 
+/** One queue being split, as `remocal queues status` shows it. */
+export interface SplitStatus {
+  namespace: string;
+  /** `deployment/orders` */
+  workload: string;
+  queueId: string;
+  /** The original queue. */
+  queue: string;
+  /** The deployed app's destination first, then the sessions' (those that ended too, with their final counts). */
+  destinations: DestinationCounts[];
+}
+
 export interface JoinedSplit {
   /** The variables the session's app sees, pointing at its temporary queues. */
   env: Record<string, string>;
@@ -121,6 +133,19 @@ export class SplitSessions {
           })),
       };
     });
+  }
+
+  /** Every queue being split now, with the counts of each destination (`remocal queues status`). */
+  async status(): Promise<SplitStatus[]> {
+    const all: SplitStatus[] = [];
+    for (const [key, pending] of this.groups) {
+      const group = await pending.catch(() => undefined);
+      if (group === undefined) continue;
+      const [namespace, kind, name, queueId] = key.split('/') as [string, string, string, string];
+      const { queue, destinations } = group.splitter.status();
+      all.push({ namespace, workload: `${kind.toLowerCase()}/${name}`, queueId, queue, destinations: destinations.map((each) => ({ ...each })) });
+    }
+    return all;
   }
 
   /** What each queue's variable holds in the workload: its own value, or the original a split saved. */
