@@ -87,14 +87,14 @@ async function kubernetesMode(config: OperatorConfig, log: Logger, certificate: 
   // Sessions do not outlive the operator: what a previous run left (copies, workloads at 0) goes before the first one.
   const reconciled = await copies.reconcile();
   if (reconciled.length > 0) log.info({ reconciled }, 'removed what copy-target sessions of a previous run left');
-  const workloadEnv = new WorkloadEnv(kube, log, isLive);
-  // Likewise a workload a previous run pointed at split queues reads its own queue again. Not fatal: the operator may
-  // lack the rights to look (no split configs in this cluster), and sessions that do not split need none of it.
-  await workloadEnv.reconcile().then(
-    (restored) => restored.length > 0 && log.info({ restored: restored.map((each) => `${each.workload.namespace}/${each.workload.kind}/${each.workload.name}`) }, 'restored the workloads split-queue sessions of a previous run left pointed'),
-    (error: unknown) => log.warn({ err: error }, 'could not look for workloads a previous run left pointed at split queues'),
+  const splits = new SplitSessions(kube, new WorkloadEnv(kube, log, isLive), connectQueueDriver, log);
+  // Likewise a workload a previous run split reads its own queue again, and what waited in that run's temporary
+  // queues goes back to it. Not fatal: the operator may lack the rights to look (no split configs in this cluster),
+  // and sessions that do not split need none of it.
+  await splits.recover().then(
+    (recovered) => recovered.length > 0 && log.info({ recovered }, 'put back the queues split-queue sessions of a previous run left split'),
+    (error: unknown) => log.warn({ err: error }, 'could not look for workloads a previous run left split'),
   );
-  const splits = new SplitSessions(kube, workloadEnv, connectQueueDriver, log);
   const reviewer = new AccessReviewer(kube, log);
   return {
     auth,

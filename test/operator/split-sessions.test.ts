@@ -10,7 +10,8 @@ import { SplitConfigError } from '../../src/core/errors.js';
 import { createLogger } from '../../src/core/log.js';
 import { connectKube } from '../../src/platform/kubernetes/api.js';
 import { connectRabbitMq } from '../../src/operator/queues/rabbitmq.js';
-import { SplitSessions } from '../../src/operator/queues/split-sessions.js';
+import type { QueueDriver } from '../../src/operator/queues/driver.js';
+import { SPLIT_SESSIONS_ANNOTATION, SplitSessions } from '../../src/operator/queues/split-sessions.js';
 import { SPLIT_ENV_ANNOTATION, WorkloadEnv } from '../../src/operator/queues/workload-env.js';
 import type { SplitQueuesRequest } from '../../src/protocol/split-queues.js';
 import { startFakeKubeApi, type FakeKubeApi } from '../helpers/kube-api.js';
@@ -111,7 +112,9 @@ describe('split sessions on a real RabbitMQ', { timeout: 120_000 }, () => {
 
     // bob leaves with his 100 unread: they go back to the original queue and, split again, to the deployed app.
     await bob.leave();
-    assert.equal(workloads.patches.length, patchesAfterJoins, 'a session that is not the last leaves the Deployment alone');
+    assert.equal(deployedQueue(), 'orders.remocal.deployed', 'a session that is not the last leaves the Deployment pointed');
+    assert.ok(workloads.patches.slice(patchesAfterJoins).every((patch) => patch.body.spec === undefined), 'and its pod template alone: only the record of sessions changed');
+    assert.deepEqual(JSON.parse(workloads.get('deployments', 'orders').metadata.annotations[SPLIT_SESSIONS_ANNOTATION]), { sessions: ['s-alice'], queues: { orders: 'RMQ' } });
     await waitFor(async () => (await depth('orders.remocal.deployed')) === 200, 'bob\'s unread messages to reach the deployed app');
     const deployedGot = await take('orders.remocal.deployed');
     assert.deepEqual(deployedGot, Array.from({ length: 300 }, (_, id) => id).filter((id) => id % 3 !== 0));
@@ -126,6 +129,35 @@ describe('split sessions on a real RabbitMQ', { timeout: 120_000 }, () => {
     assert.deepEqual(queues.map((entry) => entry.name), ['orders'], 'no temporary queue is left');
     assert.deepEqual(await take('orders'), [1000], 'what alice had not read is back on the original queue');
     assert.deepEqual(api.unmatched.map((request) => `${request.method} ${request.path}`), []);
+  });
+
+  it('an operator that dies mid-split: the next one points the Deployment back and drains every temporary queue back, 0 lost', async () => {
+    // The dying operator's broker links, to drop them as its death would.
+    const links: QueueDriver[] = [];
+    const kube = connectKube({ kubeconfig: api.kubeconfig('admin') });
+    const dying = new SplitSessions(kube, new WorkloadEnv(kube, log, (session) => live.has(session)), async (_type, url) => {
+      const driver = await connectRabbitMq({ url });
+      links.push(driver);
+      return driver;
+    }, log);
+    live.clear();
+    live.add('s-dan').add('s-erin');
+    await dying.join({ id: 's-dan', owner: 'dan' }, workload, ask('dan'));
+    await dying.join({ id: 's-erin', owner: 'erin' }, workload, ask('erin'));
+    await publish(Array.from({ length: 90 }, (_, index) => ({ id: 2000 + index, tenant: ['dan', 'erin', 'frank'][index % 3]! })));
+    await waitFor(async () => (await depth('orders.remocal.s-dan')) + (await depth('orders.remocal.s-erin')) + (await depth('orders.remocal.deployed')) === 90, 'all 90 forwarded');
+    for (const link of links) await link.close();
+    live.clear();
+
+    const restarted = new SplitSessions(kube, new WorkloadEnv(kube, log, (session) => live.has(session)), (_type, url) => connectRabbitMq({ url }), log);
+    assert.deepEqual(await restarted.recover(), ['shop/Deployment/orders']);
+    assert.equal(deployedQueue(), 'orders');
+    const annotations = workloads.get('deployments', 'orders').metadata.annotations ?? {};
+    assert.equal(annotations[SPLIT_ENV_ANNOTATION], undefined);
+    assert.equal(annotations[SPLIT_SESSIONS_ANNOTATION], undefined);
+    assert.deepEqual((await broker.listQueues()).map((entry) => entry.name), ['orders'], 'no temporary queue is left');
+    assert.deepEqual(await take('orders'), Array.from({ length: 90 }, (_, index) => 2000 + index), 'every message is back on the original queue');
+    assert.deepEqual(await restarted.recover(), [], 'nothing is left to recover');
   });
 
   it('a workload whose queue name is not a plain value is refused in words, and nothing is split', async () => {

@@ -8,15 +8,47 @@
 // away from it, and the workload is pointed back before the splitter stops, so that messages are always read by
 // someone; what waits in a temporary queue at the end goes back to the original queue (splitter.ts).
 
+import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { SplitConfigError } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
 import type { Kube } from '../../platform/kubernetes/api.js';
 import type { KubernetesTarget } from '../../platform/target.js';
-import type { QueueType, SplitQueuesRequest } from '../../protocol/split-queues.js';
+import { SPLIT_TARGET_KINDS, type QueueType, type SplitQueuesRequest } from '../../protocol/split-queues.js';
 import type { QueueDriver } from './driver.js';
 import { readSplitConfig, type ResolvedSplitQueue, type SplitWorkload } from './split-config.js';
 import { QueueSplitter, type DestinationCounts } from './splitter.js';
-import { parsePointedRecord, SPLIT_ENV_ANNOTATION, type WorkloadEnv } from './workload-env.js';
+import type { MessageFilter } from './filter.js';
+import { parsePointedRecord, SPLIT_ENV_ANNOTATION, SPLIT_ENV_LABEL, type WorkloadEnv } from './workload-env.js';
+
+/**
+ * Which sessions split a workload's queues, and their brokers: what a restarted operator needs to find their
+ * temporary queues (`<queue>.remocal.<session>`) and drain them back, since a broker cannot be asked to list them.
+ */
+export const SPLIT_SESSIONS_ANNOTATION = 'remocal.dev/split-queues-sessions';
+
+interface SessionsRecord {
+  sessions: string[];
+  queues: Record<string, QueueType>;
+}
+
+/** At most this many session ids are recorded per workload: more split sessions on one workload are refused. */
+const MAX_RECORDED_SESSIONS = 64;
+
+function parseSessionsRecord(text: string | undefined): SessionsRecord | null {
+  if (text === undefined || text.length > 16 * 1024) return null;
+  try {
+    const value = JSON.parse(text) as SessionsRecord;
+    if (!Array.isArray(value.sessions) || value.sessions.some((id) => typeof id !== 'string') || typeof value.queues !== 'object' || value.queues === null) return null;
+    return value;
+  } catch {
+    return null;
+  }
+}
+
+/** A filter nothing matches: the sessions a restarted operator drains back take no new message. */
+const NOTHING: MessageFilter = { spec: {}, matches: () => false };
+
+const WORKLOAD_PLURAL = { Deployment: 'deployments', StatefulSet: 'statefulsets' } as const;
 
 /** One queue a session splits, as `remocal session list` shows it (its counts are live). */
 export interface SplitQueueView {
@@ -73,6 +105,8 @@ export class SplitSessions {
   private readonly groups = new Map<string, Promise<Group>>();
   /** Sessions per workload, to know the last one out. */
   private readonly members = new Map<string, Set<string>>();
+  /** The brokers of every queue split per workload, for the record a restart reads. */
+  private readonly queueTypes = new Map<string, Record<string, QueueType>>();
   // Joins and leaves of one workload run one at a time: a leave must not restore what a join is pointing.
   private readonly chains = new Map<string, Promise<unknown>>();
 
@@ -107,8 +141,15 @@ export class SplitSessions {
         const deployed = (queue: ResolvedSplitQueue) => joined.find((each) => each.queue === queue)!.group.splitter;
         const pointers = [];
         for (const queue of config.queues) pointers.push({ queueId: queue.queueId, container: queue.env.container, name: queue.env.name, value: await deployed(queue).start() });
-        await this.workloads.point(workload, pointers, session);
         const members = this.members.get(key) ?? new Set<string>();
+        if (!members.has(session.id) && members.size >= MAX_RECORDED_SESSIONS) {
+          throw new SplitConfigError(`${MAX_RECORDED_SESSIONS} sessions already split the queues of ${workload.kind}/${workload.name}.`, { hint: 'Wait for one of them to end: `remocal queues status` lists them.' });
+        }
+        // Recorded before the workload is pointed: a restart must find every temporary queue that may hold messages.
+        const types = { ...this.queueTypes.get(key), ...Object.fromEntries(config.queues.map((queue) => [queue.queueId, queue.queueType])) };
+        await this.recordSessions(workload, [...members, session.id], types);
+        this.queueTypes.set(key, types);
+        await this.workloads.point(workload, pointers, session);
         members.add(session.id);
         this.members.set(key, members);
       } catch (error) {
@@ -130,9 +171,66 @@ export class SplitSessions {
               await this.workloads.restore(workload).catch((error: unknown) => this.log.error({ err: error, workload: key }, 'could not restore the workload\'s queue variables; the operator tries again at its next start'));
             }
             await this.leaveGroups(workload, session.id, joined.map((each) => ({ queueId: each.queue.queueId, group: each.group })));
+            // Its queue is drained and gone: a restart need not look for it.
+            if (last) this.queueTypes.delete(key);
+            await this.recordSessions(workload, last ? null : [...members!], this.queueTypes.get(key) ?? {}).catch((error: unknown) => this.log.warn({ err: error, workload: key }, 'could not update the record of split sessions'));
           })),
       };
     });
+  }
+
+  /**
+   * At the operator's start: every workload a previous run left split is pointed back at its own queues, and what
+   * waits in the temporary queues of that run's sessions and deployed app is drained back to them, then deleted.
+   * Says which workloads it recovered.
+   */
+  async recover(): Promise<string[]> {
+    const recovered: string[] = [];
+    for (const kind of SPLIT_TARGET_KINDS) {
+      const list = (await this.kube.custom.listClusterCustomObject({ group: 'apps', version: 'v1', plural: WORKLOAD_PLURAL[kind], labelSelector: SPLIT_ENV_LABEL })) as { items?: { metadata?: { name?: string; namespace?: string; annotations?: Record<string, string> } }[] };
+      for (const item of list.items ?? []) {
+        const { name, namespace, annotations } = item.metadata ?? {};
+        if (name === undefined || namespace === undefined) continue;
+        const workload: SplitWorkload = { namespace, kind, name };
+        const pointed = parsePointedRecord(annotations?.[SPLIT_ENV_ANNOTATION]);
+        const sessions = parseSessionsRecord(annotations?.[SPLIT_SESSIONS_ANNOTATION]);
+        // Pointed back first: the deployed app reads its own queue again before anything is drained into it.
+        await this.workloads.restore(workload);
+        if (pointed !== null && sessions !== null) await this.drainLeftovers(workload, pointed.vars, sessions);
+        await this.recordSessions(workload, null, {});
+        recovered.push(workloadKey(workload));
+      }
+    }
+    return recovered;
+  }
+
+  private async drainLeftovers(workload: SplitWorkload, vars: readonly { queueId: string; original: { value?: string } | null }[], record: SessionsRecord): Promise<void> {
+    const request: SplitQueuesRequest = Object.fromEntries(Object.entries(record.queues).map(([queueId, queueType]) => [queueId, { queueType, messageFilter: {} }]));
+    const config = await readSplitConfig(this.kube, workload, request);
+    for (const queue of config.queues) {
+      const original = vars.find((each) => each.queueId === queue.queueId)?.original?.value;
+      if (original === undefined) continue;
+      const driver = await this.connect(queue.queueType, queue.brokerUrl);
+      try {
+        // A splitter that never consumes: stopping it drains each temporary queue back and deletes it.
+        const splitter = new QueueSplitter({ driver, queue: original });
+        for (const id of record.sessions) await splitter.addSession(id, NOTHING);
+        await splitter.stop();
+        const drained = splitter.status().destinations.reduce((sum, each) => sum + each.drainedBack, 0);
+        this.log.info({ workload: workloadKey(workload), queueId: queue.queueId, queue: original, sessions: record.sessions, drained }, 'drained back what a previous run\'s split left');
+      } finally {
+        await driver.close();
+      }
+    }
+  }
+
+  /** Writes (or, with null, removes) the record of the sessions splitting `workload`. */
+  private async recordSessions(workload: SplitWorkload, sessions: string[] | null, queues: Record<string, QueueType>): Promise<void> {
+    const value = sessions === null ? null : JSON.stringify({ sessions, queues } satisfies SessionsRecord);
+    await this.kube.custom.patchNamespacedCustomObject(
+      { group: 'apps', version: 'v1', plural: WORKLOAD_PLURAL[workload.kind], namespace: workload.namespace, name: workload.name, body: { metadata: { annotations: { [SPLIT_SESSIONS_ANNOTATION]: value } } } },
+      setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch),
+    );
   }
 
   /** Every queue being split now, with the counts of each destination (`remocal queues status`). */
