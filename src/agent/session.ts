@@ -75,7 +75,8 @@ export function serveSession(target: SharedTarget, options: SessionOptions): Age
   const link = new Link<AgentToIntproxy, IntproxyToAgent>({ readable: options.readable, writable: options.writable }, {
     role: 'agent',
     streamIdParity: 'even',
-    info: { pid: process.pid, node: process.version },
+    // A shared agent's session says its operator id, so that the CLI can ask the operator about it (its split queues).
+    info: { pid: process.pid, node: process.version, ...(options.id === 'direct' ? {} : { session: options.id }) },
   });
   const sendNotice = (notice: IncomingNotice): void => {
     if (link.closed) return;

@@ -230,6 +230,8 @@ async function runSession(
       throw outcome.error;
     }
     const { code, signal: exitSignal } = outcome.exit;
+    const sessionId = ready.agent?.session;
+    if (prepared.summary !== undefined && typeof sessionId === 'string') for (const line of await prepared.summary(sessionId)) progress.note(line);
     if (exitSignal !== null) return 128 + (osConstants.signals[exitSignal] ?? 0);
     return code ?? EXIT_REMOCAL_FAILED;
   }

@@ -36,6 +36,11 @@ export interface PreparedSession {
    * rather than meeting a refusal.
    */
   policyFiles?: { readOnly: string[]; local: string[]; notFound: string[] };
+  /**
+   * Lines the CLI prints when the command ended, given the session's id on the operator (from the agent's hello):
+   * what the session received that only the operator counted (its split queues). Never throws.
+   */
+  summary?(session: string): Promise<string[]>;
   /** Removes what preparing created; idempotent. */
   cleanup(): Promise<void>;
 }

@@ -172,6 +172,7 @@ describe('split queues through the operator, end to end', { timeout: 240_000 }, 
     }
     const result = await run.done;
     assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stderr, /^remocal: queue orders \(orders\): 20 message\(s\) came to this session's orders\.remocal\.[0-9a-f]{8}$/m, 'the CLI says what the session received');
     // The session gone: the Deployment reads its own queue again, and the deployed app's 20 are back on it.
     await waitFor(() => deployedQueue() === 'orders', 'the Deployment pointed back', 15_000);
     await waitFor(async () => (await broker.listQueues()).length === 1, 'the temporary queues deleted', 15_000);

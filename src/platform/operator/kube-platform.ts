@@ -15,7 +15,7 @@ import { apiStatus, connectKube, type Kube } from '../kubernetes/api.js';
 import { kubernetesPlatform, type KubePlatformSettings } from '../kubernetes/session.js';
 import type { Platform } from '../platform.js';
 import { formatTarget, type KubernetesTarget } from '../target.js';
-import type { OperatorAddress } from './client.js';
+import { OPERATOR_API_PREFIX, operatorRequest, type OperatorAddress } from './client.js';
 import { describeOthers, notePolicies, prepareOperatorSession, preparedFrom } from './session.js';
 
 export const OPERATOR_APISERVICE = 'v1.operator.remocal.dev';
@@ -51,6 +51,23 @@ export async function apiServerAddress(kube: Kube): Promise<OperatorAddress> {
     rejectUnauthorized: options.rejectUnauthorized,
     label: `the operator behind the API server ${kube.server}`,
   };
+}
+
+/** What a session's split queues brought it, as the operator counted: one line per queue. */
+async function splitSummary(address: OperatorAddress, namespace: string, session: string): Promise<string[]> {
+  try {
+    const answer = await operatorRequest<{ status: { splitQueues?: { queueId: string; queue: string; sessionQueue: string; forwarded: number; drainedBack: number }[] } }>(
+      address,
+      'GET',
+      `${OPERATOR_API_PREFIX}/namespaces/${encodeURIComponent(namespace)}/sessions/${encodeURIComponent(session)}`,
+    );
+    return (answer.status.splitQueues ?? []).map(
+      (queue) => `queue ${queue.queueId} (${queue.queue}): ${queue.forwarded} message(s) came to this session's ${queue.sessionQueue}${queue.drainedBack > 0 ? `, ${queue.drainedBack} unread went back to ${queue.queue}` : ''}`,
+    );
+  } catch {
+    // A summary is a courtesy: the session's outcome stands without it.
+    return [];
+  }
 }
 
 export function kubeOperatorPlatform(
@@ -91,7 +108,7 @@ export function kubeOperatorPlatform(
       const session = await prepareOperatorSession(address, kube.namespace, target, { files: request.files, startupTimeoutMs: request.startupTimeoutMs, purpose, copy, split });
       asking.done(`through the operator: ${session.description}; ${describeOthers(session)}`);
       notePolicies(session, target, request.onNote);
-      const prepared = preparedFrom(session);
+      const prepared = { ...preparedFrom(session), ...(split === undefined ? {} : { summary: (id: string) => splitSummary(address, kube.namespace, id) }) };
       // The operator makes the copy when the session's stream opens: the wait shows as this step.
       return copy === undefined ? prepared : { ...prepared, linkStep: `the operator copies ${formatTarget(target)}${copy.scaleDown ? ' and scales it down' : ''}, then connects the session to the copy` };
     },
