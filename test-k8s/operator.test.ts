@@ -269,4 +269,96 @@ describe(`the operator on a real cluster (namespace ${namespace})`, { skip: oper
     const restored = await apps.readNamespacedDeployment({ name: 'target', namespace });
     assert.equal(restored.metadata?.annotations?.['remocal.dev/scaled-down-by'], undefined);
   });
+  it('splits a RabbitMQ queue: the developer\'s app consumes only its tenant\'s messages, the deployed consumer\'s env is pointed away and back', async () => {
+    const rabbitImage = process.env.REMOCAL_K8S_RABBITMQ_IMAGE ?? 'rabbitmq:3.10-alpine';
+    const url = 'amqp://remocal:remocal@rabbitmq:5672';
+    await apps.createNamespacedDeployment({
+      namespace,
+      body: {
+        metadata: { name: 'rabbitmq', namespace },
+        spec: {
+          replicas: 1,
+          selector: { matchLabels: { app: 'rabbitmq' } },
+          template: {
+            metadata: { labels: { app: 'rabbitmq' } },
+            spec: { containers: [{ name: 'rabbitmq', image: rabbitImage, env: [{ name: 'RABBITMQ_DEFAULT_USER', value: 'remocal' }, { name: 'RABBITMQ_DEFAULT_PASS', value: 'remocal' }], ports: [{ containerPort: 5672 }], readinessProbe: { tcpSocket: { port: 5672 }, periodSeconds: 2 } }] },
+          },
+        },
+      },
+    });
+    await core.createNamespacedService({ namespace, body: { metadata: { name: 'rabbitmq' }, spec: { selector: { app: 'rabbitmq' }, ports: [{ port: 5672, targetPort: 5672 }] } } });
+    await core.createNamespacedSecret({ namespace, body: { metadata: { name: 'rabbitmq' }, stringData: { url } } });
+    await objects.create({ apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', metadata: { name: 'remocal-operator:split-secrets', namespace }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'remocal-operator-split-secrets' }, subjects: [{ kind: 'ServiceAccount', name: 'remocal-operator', namespace: operatorNamespace }] } as KubernetesObject);
+    // The deployed consumer: its queue's name is in ORDERS_QUEUE, which the split points away and back.
+    await apps.createNamespacedDeployment({
+      namespace,
+      body: {
+        metadata: { name: 'orders', namespace },
+        spec: {
+          replicas: 1,
+          selector: { matchLabels: { app: 'orders' } },
+          template: { metadata: { labels: { app: 'orders' } }, spec: { containers: [{ name: 'app', image: agentImage, env: [{ name: 'ORDERS_QUEUE', value: 'orders' }], command: ['node', '-e', 'setInterval(() => {}, 1 << 30)'] }] } },
+        },
+      },
+    });
+    await custom.createNamespacedCustomObject({
+      group: 'queues.remocal.dev',
+      version: 'v1alpha1',
+      namespace,
+      plural: 'remocalsplitconfigs',
+      body: {
+        apiVersion: 'queues.remocal.dev/v1alpha1',
+        kind: 'RemocalSplitConfig',
+        metadata: { name: 'orders', namespace },
+        spec: { targetRef: { kind: 'Deployment', name: 'orders' }, queues: { orders: { queueType: 'RMQ', queueName: { env: { container: 'app', name: 'ORDERS_QUEUE' } }, connection: { secretRef: { name: 'rabbitmq', key: 'url' } } } } },
+      },
+    });
+    await until(async () => ((await apps.readNamespacedDeployment({ name: 'rabbitmq', namespace })).status?.readyReplicas ?? 0) >= 1, 'rabbitmq to be ready', 300_000);
+    await until(async () => ((await apps.readNamespacedDeployment({ name: 'orders', namespace })).status?.readyReplicas ?? 0) >= 1, 'deployment/orders to be ready', 180_000);
+
+    const amqplib = new URL('../node_modules/amqplib/channel_api.js', import.meta.url).href;
+    writeFileSync(join(project.dir, 'queue.mjs'), `
+import amqplib from '${amqplib}';
+const [mode, url, count] = process.argv.slice(2);
+const out = (value) => process.stdout.write(JSON.stringify(value) + '\\n');
+const connection = await amqplib.connect(url);
+if (mode === 'publish') {
+  const channel = await connection.createConfirmChannel();
+  await channel.assertQueue('orders', { durable: true });
+  for (let id = 0; id < Number(count); id++) channel.sendToQueue('orders', Buffer.from(String(id)), { persistent: true, headers: { 'x-tenant': id % 2 === 0 ? 'alice' : 'bob' } });
+  await channel.waitForConfirms();
+  await connection.close();
+  out({ published: Number(count) });
+} else {
+  const channel = await connection.createChannel();
+  out({ queue: process.env.ORDERS_QUEUE });
+  await channel.consume(process.env.ORDERS_QUEUE, (message) => { out({ got: Number(message.content.toString()), tenant: String(message.properties.headers['x-tenant']) }); channel.ack(message); });
+  process.on('SIGTERM', () => connection.close().then(() => process.exit(0)));
+}
+`);
+    // The queue exists before the split starts, as a deployed consumer's would.
+    const declared = await runRemocal(['exec', '-t', 'targetless', '--', process.execPath, join(project.dir, 'queue.mjs'), 'publish', url, '0'], { cwd: project.dir, timeoutMs: 180_000 });
+    assert.equal(declared.code, 0, declared.stderr);
+    const dir = developer('splitter');
+    writeFileSync(join(dir, '.remocal', 'config.json'), JSON.stringify({ operator: true, target: { namespace }, agent: { image: agentImage, startup_timeout: 120 }, feature: { split_queues: { orders: { queue_type: 'RMQ', message_filter: { 'x-tenant': '^alice$' } } } } }));
+    const run = startRemocal(['exec', '-t', 'deployment/orders', '--', process.execPath, join(project.dir, 'queue.mjs'), 'consume', url], { cwd: dir, timeoutMs: 400_000 });
+    let stdout = '';
+    run.child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    const lines = () => stdout.split('\n').filter((line) => line.startsWith('{')).map((line) => JSON.parse(line) as { queue?: string; got?: number; tenant?: string });
+    try {
+      await waitFor(() => lines().some((line) => line.queue !== undefined) || undefined, 'the split session\'s app', 300_000);
+      assert.match(lines().find((line) => line.queue !== undefined)!.queue!, /^orders\.remocal\.[0-9a-f]{8}$/);
+      const pointed = await apps.readNamespacedDeployment({ name: 'orders', namespace });
+      assert.equal(pointed.spec?.template.spec?.containers[0]?.env?.find((entry) => entry.name === 'ORDERS_QUEUE')?.value, 'orders.remocal.deployed');
+      const published = await runRemocal(['exec', '-t', 'targetless', '--', process.execPath, join(project.dir, 'queue.mjs'), 'publish', url, '20'], { cwd: project.dir, timeoutMs: 180_000 });
+      assert.equal(published.code, 0, published.stderr);
+      await waitFor(() => lines().filter((line) => line.got !== undefined).length >= 10 || undefined, 'alice\'s 10 messages', 120_000);
+      const got = lines().filter((line) => line.got !== undefined);
+      assert.deepEqual(got.map((line) => line.got), [0, 2, 4, 6, 8, 10, 12, 14, 16, 18]);
+    } finally {
+      run.child.kill('SIGTERM');
+      await run.done;
+    }
+    await until(async () => (await apps.readNamespacedDeployment({ name: 'orders', namespace })).spec?.template.spec?.containers[0]?.env?.find((entry) => entry.name === 'ORDERS_QUEUE')?.value === 'orders', 'deployment/orders pointed back at its queue', 120_000);
+  });
 });
