@@ -17,6 +17,8 @@ export interface RabbitMqNode {
   /** amqp://guest:guest@127.0.0.1:<port> */
   url: string;
   nodeName: string;
+  /** Closes every client connection from the broker's side, as a broker restart or a network cut would. */
+  closeConnections(): Promise<void>;
   /** Every queue of the node with its ready message count, through rabbitmqctl (no management plugin). */
   listQueues(): Promise<Array<{ name: string; messages: number }>>;
   stop(): Promise<void>;
@@ -140,8 +142,8 @@ export async function startRabbitMq(): Promise<RabbitMqNode> {
     throw error;
   }
 
-  const listQueues = async (): Promise<Array<{ name: string; messages: number }>> => {
-    const ctl = spawn(join(rabbitBin, 'rabbitmqctl'), ['-n', nodeName, 'list_queues', '--quiet', '--no-table-headers', 'name', 'messages'], {
+  const rabbitmqctl = async (args: string[]): Promise<string> => {
+    const ctl = spawn(join(rabbitBin, 'rabbitmqctl'), ['-n', nodeName, ...args], {
       env,
       cwd: dir,
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -153,7 +155,11 @@ export async function startRabbitMq(): Promise<RabbitMqNode> {
     const timer = setTimeout(() => ctl.kill('SIGKILL'), 30_000);
     await exited(ctl);
     clearTimeout(timer);
-    if (ctl.exitCode !== 0) throw new Error(`rabbitmqctl list_queues failed (${ctl.exitCode ?? ctl.signalCode}): ${err}${out}`);
+    if (ctl.exitCode !== 0) throw new Error(`rabbitmqctl ${args[0]} failed (${ctl.exitCode ?? ctl.signalCode}): ${err}${out}`);
+    return out;
+  };
+  const listQueues = async (): Promise<Array<{ name: string; messages: number }>> => {
+    const out = await rabbitmqctl(['list_queues', '--quiet', '--no-table-headers', 'name', 'messages']);
     return out
       .split('\n')
       .filter((line) => line.trim() !== '')
@@ -163,5 +169,9 @@ export async function startRabbitMq(): Promise<RabbitMqNode> {
       });
   };
 
-  return { url, nodeName, listQueues, stop };
+  const closeConnections = async (): Promise<void> => {
+    await rabbitmqctl(['close_all_connections', 'closed by the test']);
+  };
+
+  return { url, nodeName, listQueues, closeConnections, stop };
 }

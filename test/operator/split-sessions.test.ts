@@ -160,6 +160,20 @@ describe('split sessions on a real RabbitMQ', { timeout: 120_000 }, () => {
     assert.deepEqual(await restarted.recover(), [], 'nothing is left to recover');
   });
 
+  it('a split whose broker link drops: its sessions\' end still points the Deployment back and drains their queues back over a new link, 0 lost', async () => {
+    live.clear();
+    live.add('s-gil');
+    const gil = await splits.join({ id: 's-gil', owner: 'gil' }, workload, ask('gil'));
+    await publish(Array.from({ length: 30 }, (_, index) => ({ id: 3000 + index, tenant: index % 2 === 0 ? 'gil' : 'hal' })));
+    await waitFor(async () => (await depth('orders.remocal.s-gil')) === 15 && (await depth('orders.remocal.deployed')) === 15, 'the 30 forwarded');
+    await broker.closeConnections();
+    await gil.leave();
+    live.clear();
+    assert.equal(deployedQueue(), 'orders');
+    await waitFor(async () => (await broker.listQueues()).length === 1, 'the temporary queues drained and deleted');
+    assert.deepEqual(await take('orders'), Array.from({ length: 30 }, (_, index) => 3000 + index), 'every message is back on the original queue');
+  });
+
   it('a workload whose queue name is not a plain value is refused in words, and nothing is split', async () => {
     workloads.edit('deployments', 'orders', (object) => {
       const env = (object.spec.template.spec.containers[0] as Json).env as Json[];

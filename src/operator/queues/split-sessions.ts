@@ -88,6 +88,12 @@ interface Group {
   splitter: QueueSplitter;
   driver: QueueDriver;
   sessions: Set<string>;
+  /** Set when the broker link dropped: the splitter is dead, and its queues are drained over a new link. */
+  lost?: Error;
+  /** To drain over a new link when this one was lost. */
+  queueType: QueueType;
+  url: string;
+  original: string;
 }
 
 const workloadKey = (workload: SplitWorkload): string => `${workload.namespace}/${workload.kind}/${workload.name}`;
@@ -280,7 +286,12 @@ export class SplitSessions {
         const driver = await this.connect(queue.queueType, queue.brokerUrl);
         const splitter = new QueueSplitter({ driver, queue: original });
         this.log.info({ workload: workloadKey(workload), queueId: queue.queueId, queue: original }, 'splitting a queue');
-        return { splitter, driver, sessions: new Set<string>() };
+        const group: Group = { splitter, driver, sessions: new Set<string>(), queueType: queue.queueType, url: queue.brokerUrl, original };
+        void driver.lost.then((why) => {
+          group.lost = why;
+          this.log.error({ err: why, workload: workloadKey(workload), queueId: queue.queueId }, 'lost the broker link of a split queue: its sessions get no new message until they end');
+        });
+        return group;
       })();
       this.groups.set(key, group);
       group.catch(() => this.groups.delete(key));
@@ -301,8 +312,33 @@ export class SplitSessions {
           this.log.info({ workload: workloadKey(workload), queueId }, 'stopped splitting a queue');
         }
       } catch (error) {
-        this.log.error({ err: error, workload: workloadKey(workload), queueId, session }, 'could not end a session\'s split cleanly');
+        if (group.lost === undefined) {
+          this.log.error({ err: error, workload: workloadKey(workload), queueId, session }, 'could not end a session\'s split cleanly');
+          continue;
+        }
+        // The broker link was lost: what waits in the temporary queues is drained over a new one.
+        this.log.warn({ err: error, workload: workloadKey(workload), queueId, session }, 'could not end a session\'s split over its link; draining over a new one');
+        group.sessions.delete(session);
+        const last = group.sessions.size === 0;
+        if (last) this.groups.delete(key);
+        await this.drainOverNewLink(group, last ? [session, ...group.sessions] : [session], last).catch((again: unknown) =>
+          this.log.error({ err: again, workload: workloadKey(workload), queueId, queues: [session, ...(last ? ['deployed'] : [])].map((id) => `${group.original}.remocal.${id}`) }, 'could not drain a split\'s temporary queues back; they keep their messages until the operator\'s next start, or a drain by hand'),
+        );
       }
+    }
+  }
+
+  /** Drains the temporary queues of `sessions` (and the deployed app's, at the end) back, over a new broker link. */
+  private async drainOverNewLink(group: Group, sessions: string[], end: boolean): Promise<void> {
+    await group.driver.close().catch(() => undefined);
+    const driver = await this.connect(group.queueType, group.url);
+    try {
+      const splitter = new QueueSplitter({ driver, queue: group.original });
+      for (const id of sessions) await splitter.addSession(id, NOTHING);
+      if (end) await splitter.stop();
+      else for (const id of sessions) await splitter.removeSession(id);
+    } finally {
+      await driver.close();
     }
   }
 }
