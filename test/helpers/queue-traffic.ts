@@ -1,13 +1,11 @@
-// Traffic for split-queue tests and benches: a producer at a steady rate whose messages name their destination
-// in a header, and consumers that stand for the apps (a session's local app, the deployed app) and record what
-// each consumed.
-
-import amqp, { type ChannelModel } from 'amqplib';
+// Traffic for split-queue tests and benches, whatever the broker: a producer at a steady rate whose messages name
+// their destination in a header, and consumers that stand for the apps (a session's local app, the deployed app)
+// and record what each consumed. Each broker speaks it through its own client (rabbitmq-traffic.ts,
+// nats-traffic.ts), as an app would, not through the splitter's driver.
 
 export const destinations = ['a', 'b', 'deployed'] as const;
 
 export interface ProduceOptions {
-  url: string;
   queue: string;
   total: number;
   perSecond: number;
@@ -15,33 +13,47 @@ export interface ProduceOptions {
   onSent?: (sent: number) => void;
 }
 
+/** One consumed message as an app sees it: its headers as strings. */
+export interface AppMessage {
+  headers: Record<string, string>;
+  redelivered: boolean;
+}
+
+export interface AppConsumer {
+  /** Stops like an app that goes away: what it did not ack goes back to the queue. */
+  stop(): Promise<void>;
+}
+
+/** A broker's client, as the apps of a test use it. */
+export interface BrokerTraffic {
+  /**
+   * Sends `total` messages, `seq` 0…total-1 in header `seq`, `x-dest` cycling through a, b, deployed, `x-sent-ms`
+   * the send time, at `perSecond` (see pace); resolves once the broker confirmed them all.
+   */
+  produce(options: ProduceOptions): Promise<void>;
+  /** An app consuming `queue`: `onMessage` for each message, acked after it returns. */
+  consume(queue: string, onMessage: (message: AppMessage) => void): Promise<AppConsumer>;
+}
+
+/** The headers of message `seq`, sent now. */
+export function trafficHeaders(seq: number): { seq: number; 'x-dest': string; 'x-sent-ms': number } {
+  return { seq, 'x-dest': destinations[seq % destinations.length]!, 'x-sent-ms': performance.timeOrigin + performance.now() };
+}
+
 /**
- * Sends `total` messages, `seq` 0…total-1 in header `seq` and message_id, `x-dest` cycling through a, b,
- * deployed, `x-sent-ms` the send time. Batches every 10 ms keep the rate steady; resolves once all are confirmed.
+ * Calls `send` for seq 0…total-1 at `perSecond`: batches every 10 ms keep the rate steady, and a late tick catches
+ * up instead of slowing the whole run. `afterBatch` may wait for the broker (it then sets the pace).
  */
-export async function produce(options: ProduceOptions): Promise<void> {
-  const { url, queue, total, perSecond, onSent } = options;
-  const connection = await amqp.connect(url);
-  try {
-    const channel = await connection.createConfirmChannel();
-    const started = Date.now();
-    let sent = 0;
-    while (sent < total) {
-      // As many as the rate allows by now: a late tick catches up instead of slowing the whole run.
-      const due = Math.min(total, Math.floor(((Date.now() - started) * perSecond) / 1000) + 1);
-      for (; sent < due; sent += 1) {
-        channel.sendToQueue(queue, Buffer.from(`message ${sent}`), {
-          persistent: true,
-          messageId: String(sent),
-          headers: { seq: sent, 'x-dest': destinations[sent % destinations.length], 'x-sent-ms': performance.timeOrigin + performance.now() },
-        });
-      }
-      onSent?.(sent);
-      await new Promise((resolve) => setTimeout(resolve, 10));
-    }
-    await channel.waitForConfirms();
-  } finally {
-    await connection.close();
+export async function pace(options: ProduceOptions, send: (seq: number) => void, afterBatch?: () => Promise<void>): Promise<void> {
+  const { total, perSecond, onSent } = options;
+  const started = Date.now();
+  let sent = 0;
+  while (sent < total) {
+    const due = Math.min(total, Math.floor(((Date.now() - started) * perSecond) / 1000) + 1);
+    for (; sent < due; sent += 1) send(sent);
+    await afterBatch?.();
+    onSent?.(sent);
+    await new Promise((resolve) => setTimeout(resolve, 10));
   }
 }
 
@@ -62,31 +74,13 @@ export function recorder(): Recorder {
   return { consumed: [], seen: new Map() };
 }
 
-export interface AppConsumer {
-  /** Stops like an app that goes away: its unacked messages go back to the queue. */
-  stop(): Promise<void>;
-}
-
-/** A consumer that records each message as consumed by `by`, acking it after. */
-export async function consumeAs(url: string, queue: string, by: string, record: Recorder, connection?: ChannelModel): Promise<AppConsumer> {
-  const own = connection === undefined;
-  const link = connection ?? (await amqp.connect(url));
-  const channel = await link.createChannel();
-  await channel.prefetch(50);
-  await channel.consume(queue, (message) => {
-    if (message === null) return;
-    const headers = message.properties.headers ?? {};
+/** An app on `queue` that records each message as consumed by `by`. */
+export function consumeAs(traffic: BrokerTraffic, queue: string, by: string, record: Recorder): Promise<AppConsumer> {
+  return traffic.consume(queue, ({ headers, redelivered }) => {
     const seq = Number(headers.seq);
-    record.consumed.push({ seq, dest: String(headers['x-dest']), by, redelivered: message.fields.redelivered });
+    record.consumed.push({ seq, dest: String(headers['x-dest']), by, redelivered });
     record.seen.set(seq, (record.seen.get(seq) ?? 0) + 1);
-    channel.ack(message);
   });
-  return {
-    stop: async () => {
-      await channel.close();
-      if (own) await link.close();
-    },
-  };
 }
 
 /** Resolves once every seq below `total` was consumed at least once. */

@@ -1,15 +1,18 @@
-// The splitter alone in a process, for tests that kill it: `node --import tsx splitter-process.ts <url> <queue>`.
+// The splitter alone in a process, for tests that kill it:
+// `node --import tsx splitter-process.ts <RMQ|NATS> <url> <queue>`.
 // Reads commands on stdin, one a line: `add <id> <filter json>`, `remove <id>`, `start` (consume the queue, once
 // the sessions known are added, as an operator restarting does), `stop` (which also exits); answers each with
 // `ok <command>` or `error <message>`. Prints `ready` once connected.
 
 import { createInterface } from 'node:readline';
-import { connectRabbitMq } from '../../src/operator/queues/rabbitmq.js';
 import { QueueSplitter } from '../../src/operator/queues/splitter.js';
+import { brokerKinds, connectDriver, type BrokerKind } from './split-brokers.js';
 
-const [url, queue] = process.argv.slice(2);
-if (url === undefined || queue === undefined) throw new Error('usage: splitter-process.ts <url> <queue>');
-const driver = await connectRabbitMq({ url });
+const [kind, url, queue] = process.argv.slice(2);
+if (!brokerKinds.includes(kind as BrokerKind) || url === undefined || queue === undefined) {
+  throw new Error('usage: splitter-process.ts <RMQ|NATS> <url> <queue>');
+}
+const driver = await connectDriver(kind as BrokerKind, url);
 const splitter = new QueueSplitter({ driver, queue });
 // A lost link ends the process: the test starts another, as the operator would reconnect.
 void driver.lost.then((error) => {

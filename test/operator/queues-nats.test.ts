@@ -193,6 +193,32 @@ describe('NATS JetStream queue driver', { timeout: 360_000 }, () => {
     assert.equal(await driver.depth('cancelled'), 5);
   });
 
+  // A split session's end drained its queue only after the ack_wait (30 s by default) of what its gone app had
+  // pulled, and every session change queued behind it waited as long.
+  it('release hands out again at once what a gone consumer took and never acked, not after the ack_wait', async () => {
+    await driver.ensureQueue('released');
+    for (let i = 0; i < 3; i++) await driver.publish('released', message(String(i)));
+    // The gone app: it took all three, then its link went without an ack or a requeue.
+    const app = await connectNats({ url: server.url });
+    const taken = await collect(app, 'released', 10);
+    await waitFor(() => taken.got.length === 3, 'the app took the three');
+    await app.close();
+    assert.equal(await driver.depth('released'), 3, 'still the stream\'s, held by the gone consumer');
+
+    const released = Date.now();
+    await driver.release('released');
+    const again = await collect(driver, 'released', 10, (delivery) => delivery.ack());
+    await waitFor(() => again.got.length === 3, 'the three handed out again', 10_000);
+    assert.ok(Date.now() - released < 10_000, 'well within the 30 s ack_wait');
+    assert.deepEqual(again.got.map((delivery) => delivery.body.toString()), ['0', '1', '2'], 'in their order');
+    await again.subscription.cancel();
+    await waitFor(async () => (await driver.depth('released')) === 0, 'all acked');
+    await driver.release('released'); // a queue with nothing held: nothing changes
+    await driver.deleteQueue('released');
+    await driver.release('released'); // a deleted queue stays deleted
+    await assert.rejects(driver.depth('released'), QueueBrokerError);
+  });
+
   it('reports a closed connection as lost, and a new driver gets the unacked messages again after a restart', async () => {
     const short = await connectNats({ url: server.url, ackWaitMs: 500 });
     try {

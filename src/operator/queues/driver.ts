@@ -47,6 +47,14 @@ export interface QueueDriver {
   ensureQueue(name: string): Promise<void>;
   /** Deletes a queue; idempotent. */
   deleteQueue(name: string): Promise<void>;
+  /**
+   * Makes the messages of `queue` that a consumer took and neither acked nor requeued deliverable again now, for
+   * the splitter to drain a queue whose app is gone. A broker that requeues a dead consumer's messages as soon as
+   * its link closes (RabbitMQ) has nothing to do; one that waits for an ack deadline (JetStream's ack_wait) would
+   * hold them that long, and the drain with them. Called only once nothing consumes the queue: a consumer still
+   * there may see its later acks fail and its messages delivered again, duplicates, not losses.
+   */
+  release(queue: string): Promise<void>;
   /** Messages waiting in it, as the broker counts them. */
   depth(name: string): Promise<number>;
   /**

@@ -149,6 +149,26 @@ class NatsDriver implements QueueDriver {
     });
   }
 
+  /**
+   * The durable consumer is deleted and made again: a work-queue stream keeps what was not acked, and the new
+   * consumer (deliver all) hands it out at once, where the old one would wait out each delivery's ack_wait
+   * because JetStream cannot tell that the consumer that pulled it is gone.
+   */
+  async release(name: string): Promise<void> {
+    const stream = streamName(name);
+    const deleted = await this.#call(`delete the consumer ${stream} of the stream ${stream}`, async () => {
+      try {
+        return await this.jsm.consumers.delete(stream, stream);
+      } catch (error) {
+        if (isApiError(error, JetStreamApiCodes.StreamNotFound)) return false;
+        if (isApiError(error, JetStreamApiCodes.ConsumerNotFound)) return true;
+        throw error;
+      }
+    });
+    // A queue already deleted stays deleted.
+    if (deleted) await this.ensureQueue(name);
+  }
+
   /** Every message the stream still holds: waiting, and delivered but not acked (work-queue retention drops acked ones). */
   async depth(name: string): Promise<number> {
     const stream = streamName(name);

@@ -256,6 +256,9 @@ class RabbitMqDriver implements QueueDriver {
     }
   }
 
+  /** Nothing to do: the broker requeues a channel's unacked messages as soon as the channel closes. */
+  async release(): Promise<void> {}
+
   async depth(name: string): Promise<number> {
     try {
       return (await this.oneShot((channel) => channel.checkQueue(name))).messageCount;

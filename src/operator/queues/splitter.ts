@@ -197,6 +197,9 @@ export class QueueSplitter {
   private async retire(destination: Destination): Promise<void> {
     destination.counts.active = false;
     await destination.settled();
+    // Its app is gone (the callers' contract): what that app took and never acked must come back now, not
+    // whenever the broker gives up on it, or the drain, and every membership change queued behind it, waits.
+    await this.driver.release(destination.queue);
     await this.drainBack(destination);
     await this.driver.deleteQueue(destination.queue);
     if (destination !== this.deployed) this.ended.push(destination.counts);
