@@ -20,6 +20,7 @@ import { fakeOperatorCluster, type OperatorCluster } from '../helpers/kube-clust
 import { serveJobs } from '../helpers/kube-jobs.js';
 import { servePolicies } from '../helpers/kube-policies.js';
 import { serveWorkloadEnv, type FakeWorkloads } from '../helpers/kube-workload-env.js';
+import { ordersQueueOf, publishOrders, serveOrdersSplit } from '../helpers/kube-split.js';
 import { serveOperator, type ServedOperator } from '../helpers/local-operator.js';
 import { waitFor } from '../helpers/processes.js';
 import { startRabbitMq, type RabbitMqNode } from '../helpers/rabbitmq.js';
@@ -55,18 +56,8 @@ let broker: RabbitMqNode;
 let operator: ServedOperator;
 const forwards: ChildProcess[] = [];
 
-function deployedQueue(): string {
-  const container = workloads.get('deployments', 'orders').spec.template.spec.containers[0] as { env: { name: string; value: string }[] };
-  return container.env.find((entry) => entry.name === 'ORDERS_QUEUE')!.value;
-}
-
-async function publish(messages: { id: number; tenant: string }[]): Promise<void> {
-  const connection = await amqplib.connect(broker.url);
-  const channel = await connection.createConfirmChannel();
-  for (const { id, tenant } of messages) channel.sendToQueue('orders', Buffer.from(String(id)), { persistent: true, headers: { 'x-tenant': tenant } });
-  await channel.waitForConfirms();
-  await connection.close();
-}
+const deployedQueue = (): string => ordersQueueOf(workloads);
+const publish = (messages: { id: number; tenant: string }[]): Promise<void> => publishOrders(broker.url, messages);
 
 async function depth(queue: string): Promise<number | undefined> {
   return (await broker.listQueues()).find((entry) => entry.name === queue)?.messages;
@@ -83,18 +74,7 @@ before(async () => {
   servePolicies(api);
   serveJobs(api);
   workloads = serveWorkloadEnv(api);
-  workloads.edit('deployments', 'orders', (object) => {
-    ((object.spec.template.spec.containers[0] as Json).env as Json[]).push({ name: 'ORDERS_QUEUE', value: 'orders' });
-  });
-  const spec = { targetRef: { kind: 'Deployment', name: 'orders' }, queues: { orders: { queueType: 'RMQ', queueName: { env: { container: 'app', name: 'ORDERS_QUEUE' } }, connection: { secretRef: { name: 'rabbitmq', key: 'url' } } } } };
-  api.override('GET', '/apis/queues.remocal.dev/v1alpha1/namespaces/shop/remocalsplitconfigs', () => ({
-    status: 200,
-    body: { apiVersion: 'queues.remocal.dev/v1alpha1', kind: 'RemocalSplitConfigList', metadata: { continue: '', resourceVersion: '7000' }, items: [{ apiVersion: 'queues.remocal.dev/v1alpha1', kind: 'RemocalSplitConfig', metadata: { name: 'orders', namespace: 'shop' }, spec }] },
-  }));
-  api.override('GET', '/api/v1/namespaces/shop/secrets/rabbitmq', () => ({
-    status: 200,
-    body: { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'rabbitmq', namespace: 'shop', resourceVersion: '7001' }, type: 'Opaque', data: { url: Buffer.from(broker.url).toString('base64') } },
-  }));
+  serveOrdersSplit(api, workloads, broker.url);
   cluster = fakeOperatorCluster(api, { reviewAllows: ({ verb }) => verb === 'get' });
   const configFile = join(app.dir, 'operator.json');
   writeFileSync(

@@ -16,6 +16,7 @@ import { SPLIT_ENV_ANNOTATION, WorkloadEnv } from '../../src/operator/queues/wor
 import type { SplitQueuesRequest } from '../../src/protocol/split-queues.js';
 import { startFakeKubeApi, type FakeKubeApi } from '../helpers/kube-api.js';
 import { serveWorkloadEnv, type FakeWorkloads } from '../helpers/kube-workload-env.js';
+import { ordersQueueOf, publishOrders, serveOrdersSplit } from '../helpers/kube-split.js';
 import { startRabbitMq, type RabbitMqNode } from '../helpers/rabbitmq.js';
 import { waitFor } from '../helpers/processes.js';
 
@@ -31,19 +32,8 @@ let workloads: FakeWorkloads;
 let splits: SplitSessions;
 const live = new Set<string>();
 
-/** The queue deployment/orders' app reads now. */
-function deployedQueue(): string {
-  const container = workloads.get('deployments', 'orders').spec.template.spec.containers[0] as { env: { name: string; value: string }[] };
-  return container.env.find((entry) => entry.name === 'ORDERS_QUEUE')!.value;
-}
-
-async function publish(messages: { id: number; tenant: string }[]): Promise<void> {
-  const connection = await amqplib.connect(broker.url);
-  const channel = await connection.createConfirmChannel();
-  for (const { id, tenant } of messages) channel.sendToQueue('orders', Buffer.from(String(id)), { persistent: true, headers: { 'x-tenant': tenant }, messageId: String(id) });
-  await channel.waitForConfirms();
-  await connection.close();
-}
+const deployedQueue = (): string => ordersQueueOf(workloads);
+const publish = (messages: { id: number; tenant: string }[]): Promise<void> => publishOrders(broker.url, messages);
 
 /** Takes every message waiting in `queue` (acked), by id. */
 async function take(queue: string): Promise<number[]> {
@@ -67,18 +57,7 @@ before(async () => {
   broker = await startRabbitMq();
   api = await startFakeKubeApi({ log: () => {} });
   workloads = serveWorkloadEnv(api);
-  workloads.edit('deployments', 'orders', (object) => {
-    (object.spec.template.spec.containers[0] as Json).env.push({ name: 'ORDERS_QUEUE', value: 'orders' });
-  });
-  const spec = { targetRef: { kind: 'Deployment', name: 'orders' }, queues: { orders: { queueType: 'RMQ', queueName: { env: { container: 'app', name: 'ORDERS_QUEUE' } }, connection: { secretRef: { name: 'rabbitmq', key: 'url' } } } } };
-  api.override('GET', '/apis/queues.remocal.dev/v1alpha1/namespaces/shop/remocalsplitconfigs', () => ({
-    status: 200,
-    body: { apiVersion: 'queues.remocal.dev/v1alpha1', kind: 'RemocalSplitConfigList', metadata: { continue: '', resourceVersion: '7000' }, items: [{ apiVersion: 'queues.remocal.dev/v1alpha1', kind: 'RemocalSplitConfig', metadata: { name: 'orders', namespace: 'shop' }, spec }] },
-  }));
-  api.override('GET', '/api/v1/namespaces/shop/secrets/rabbitmq', () => ({
-    status: 200,
-    body: { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'rabbitmq', namespace: 'shop', resourceVersion: '7001' }, type: 'Opaque', data: { url: Buffer.from(broker.url).toString('base64') } },
-  }));
+  serveOrdersSplit(api, workloads, broker.url);
   const kube = connectKube({ kubeconfig: api.kubeconfig('admin') });
   splits = new SplitSessions(kube, new WorkloadEnv(kube, log, (session) => live.has(session)), (_type, url) => connectRabbitMq({ url }), log);
   const connection = await amqplib.connect(broker.url);
