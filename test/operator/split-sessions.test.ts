@@ -153,6 +153,24 @@ describe('split sessions on a real RabbitMQ', { timeout: 120_000 }, () => {
     assert.deepEqual(await take('orders'), Array.from({ length: 30 }, (_, index) => 3000 + index), 'every message is back on the original queue');
   });
 
+  it('a split whose broker link drops goes on over a new one: the session keeps getting its messages, counted on', async () => {
+    live.clear();
+    live.add('s-ivy');
+    const ivy = await splits.join({ id: 's-ivy', owner: 'ivy' }, workload, ask('ivy'));
+    await publish([{ id: 4000, tenant: 'ivy' }]);
+    await waitFor(async () => (await depth('orders.remocal.s-ivy')) === 1, 'the first message');
+    await broker.closeConnections();
+    await publish(Array.from({ length: 20 }, (_, index) => ({ id: 4001 + index, tenant: index % 2 === 0 ? 'ivy' : 'jo' })));
+    await waitFor(async () => (await depth('orders.remocal.s-ivy')) === 11 && (await depth('orders.remocal.deployed')) === 10, 'the split to go on over a new link', 30_000);
+    assert.equal(ivy.queues[0]!.counts.forwarded, 11, 'the count goes on from before the drop');
+    assert.deepEqual(await take('orders.remocal.s-ivy'), [4000, ...Array.from({ length: 10 }, (_, index) => 4001 + index * 2)]);
+    await ivy.leave();
+    live.clear();
+    assert.equal(deployedQueue(), 'orders');
+    assert.deepEqual((await broker.listQueues()).map((entry) => entry.name), ['orders']);
+    assert.deepEqual(await take('orders'), Array.from({ length: 10 }, (_, index) => 4002 + index * 2), 'the deployed app\'s unread ten are back on the original queue');
+  });
+
   it('a workload whose queue name is not a plain value is refused in words, and nothing is split', async () => {
     workloads.edit('deployments', 'orders', (object) => {
       const env = (object.spec.template.spec.containers[0] as Json).env as Json[];

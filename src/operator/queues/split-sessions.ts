@@ -45,6 +45,9 @@ function parseSessionsRecord(text: string | undefined): SessionsRecord | null {
   }
 }
 
+/** How often a split whose broker link dropped tries a new one (backing off to 10 s) before it gives up. */
+const RECONNECT_ATTEMPTS = 10;
+
 /** A filter nothing matches: the sessions a restarted operator drains back take no new message. */
 const NOTHING: MessageFilter = { spec: {}, matches: () => false };
 
@@ -88,6 +91,8 @@ interface Group {
   splitter: QueueSplitter;
   driver: QueueDriver;
   sessions: Set<string>;
+  /** Each session's filter, to add them again to the splitter of a new link. */
+  filters: Map<string, Record<string, string>>;
   /** Set when the broker link dropped: the splitter is dead, and its queues are drained over a new link. */
   lost?: Error;
   /** To drain over a new link when this one was lost. */
@@ -140,8 +145,20 @@ export class SplitSessions {
           const group = await this.group(workload, queue, current.get(queue.queueId)!);
           const sessionQueue = await group.splitter.addSession(session.id, request[queue.queueId]!.messageFilter);
           group.sessions.add(session.id);
-          const counts = group.splitter.status().destinations.find((each) => each.id === session.id)!;
-          joined.push({ queue, group, view: { queueId: queue.queueId, queueType: queue.queueType, queue: current.get(queue.queueId)!, sessionQueue, counts } });
+          group.filters.set(session.id, request[queue.queueId]!.messageFilter);
+          let last = group.splitter.status().destinations.find((each) => each.id === session.id)!;
+          const view: SplitQueueView = {
+            queueId: queue.queueId,
+            queueType: queue.queueType,
+            queue: current.get(queue.queueId)!,
+            sessionQueue,
+            // From whichever splitter serves the queue now (a lost broker link makes a new one); the last known once it ended.
+            get counts() {
+              last = group.splitter.status().destinations.find((each) => each.id === session.id && each.active) ?? last;
+              return last;
+            },
+          };
+          joined.push({ queue, group, view });
         }
         // Consumed by the splitters now: the workload may be pointed away from its queues.
         const deployed = (queue: ResolvedSplitQueue) => joined.find((each) => each.queue === queue)!.group.splitter;
@@ -286,17 +303,58 @@ export class SplitSessions {
         const driver = await this.connect(queue.queueType, queue.brokerUrl);
         const splitter = new QueueSplitter({ driver, queue: original });
         this.log.info({ workload: workloadKey(workload), queueId: queue.queueId, queue: original }, 'splitting a queue');
-        const group: Group = { splitter, driver, sessions: new Set<string>(), queueType: queue.queueType, url: queue.brokerUrl, original };
-        void driver.lost.then((why) => {
-          group.lost = why;
-          this.log.error({ err: why, workload: workloadKey(workload), queueId: queue.queueId }, 'lost the broker link of a split queue: its sessions get no new message until they end');
-        });
+        const group: Group = { splitter, driver, sessions: new Set<string>(), filters: new Map(), queueType: queue.queueType, url: queue.brokerUrl, original };
+        this.watchLink(workload, queue.queueId, group);
         return group;
       })();
       this.groups.set(key, group);
       group.catch(() => this.groups.delete(key));
     }
     return group;
+  }
+
+  /** On a lost broker link, the split goes on over a new one: same queues, same sessions, in the same order. */
+  private watchLink(workload: SplitWorkload, queueId: string, group: Group): void {
+    const driver = group.driver;
+    void driver.lost.then(async (why) => {
+      if (group.driver !== driver) return;
+      group.lost = why;
+      const where = { workload: workloadKey(workload), queueId };
+      this.log.error({ err: why, ...where }, 'lost the broker link of a split queue; connecting again');
+      for (let attempt = 1; attempt <= RECONNECT_ATTEMPTS; attempt++) {
+        await new Promise((resolve) => setTimeout(resolve, Math.min(10_000, 500 * 2 ** attempt)));
+        // Joins and leaves wait meanwhile, so that the sessions the new splitter takes are the live ones.
+        const done = await this.serial(workloadKey(workload), async () => {
+          if (group.sessions.size === 0 || group.lost === undefined) return true;
+          const fresh = await this.connect(group.queueType, group.url);
+          try {
+            const splitter = new QueueSplitter({ driver: fresh, queue: group.original });
+            for (const id of group.sessions) await splitter.addSession(id, group.filters.get(id)!);
+            await splitter.start();
+            // The counts go on from where the lost link left them.
+            const before = new Map(group.splitter.status().destinations.filter((each) => each.active).map((each) => [each.id, each]));
+            for (const counts of splitter.status().destinations) {
+              const old = before.get(counts.id);
+              if (old !== undefined) Object.assign(counts, { forwarded: old.forwarded, redelivered: old.redelivered, drainedBack: old.drainedBack, failed: old.failed });
+            }
+            group.splitter = splitter;
+            group.driver = fresh;
+            group.lost = undefined;
+            this.watchLink(workload, queueId, group);
+            this.log.info({ ...where, attempt }, 'the split queue goes on over a new broker link');
+            return true;
+          } catch (error) {
+            await fresh.close().catch(() => undefined);
+            throw error;
+          }
+        }).catch((error: unknown) => {
+          this.log.warn({ err: error, ...where, attempt }, 'could not connect to the broker again');
+          return false;
+        });
+        if (done) return;
+      }
+      this.log.error(where, `gave up connecting to the broker again after ${RECONNECT_ATTEMPTS} tries: the split's sessions get no new message until they end`);
+    });
   }
 
   private async leaveGroups(workload: SplitWorkload, session: string, joined: { queueId: string; group: Group }[]): Promise<void> {
