@@ -51,6 +51,11 @@ function checkRun(t: TestContext, broker: SplitBroker, record: Recorder, statuse
   assert.ok((byConsumer.a ?? 0) > 0 && (byConsumer.b ?? 0) > 0, 'both sessions got messages');
 }
 
+/** Resolves once the original queue holds nothing more for the app consuming it. */
+async function originalTaken(broker: SplitBroker, queue: string): Promise<void> {
+  await waitFor(async () => (await broker.queuesOf(queue)).find((entry) => entry.name === queue)?.messages === 0, `the original queue ${queue} to be taken`, 30_000);
+}
+
 async function onlyOriginalLeft(broker: SplitBroker, queue: string): Promise<void> {
   assert.deepEqual(await broker.queuesOf(queue), [{ name: queue, messages: 0 }], 'no temporary queue left, the original one empty');
 }
@@ -120,6 +125,8 @@ async function sessionsComeAndGo(t: TestContext, broker: SplitBroker): Promise<v
   await splitter.stop();
   deployedApp = await consumeAs(broker.traffic, queue, 'deployed', record);
   await allConsumed(record, total, 60_000);
+  // Every message was seen; a duplicate drained back may still be on its way: the app takes it, and it is counted.
+  await originalTaken(broker, queue);
   await deployedApp.stop();
   await driver.close();
 
@@ -188,6 +195,7 @@ async function splitterKilled(t: TestContext, broker: SplitBroker): Promise<void
   const status = await second.stop();
   const backOnOriginal = await consumeAs(broker.traffic, queue, 'deployed', record);
   await allConsumed(record, total, 60_000);
+  await originalTaken(broker, queue);
   await backOnOriginal.stop();
   assert.equal(first.signal, 'SIGKILL');
   checkRun(t, broker, record, [status]);
