@@ -13,12 +13,12 @@ import { SplitConfigError } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
 import type { Kube } from '../../platform/kubernetes/api.js';
 import type { KubernetesTarget } from '../../platform/target.js';
-import { SPLIT_TARGET_KINDS, type QueueType, type SplitQueuesRequest } from '../../protocol/split-queues.js';
+import type { QueueType, SplitQueuesRequest } from '../../protocol/split-queues.js';
 import type { QueueDriver } from './driver.js';
 import { readSplitConfig, type ResolvedSplitQueue, type SplitWorkload } from './split-config.js';
 import { QueueSplitter, type DestinationCounts } from './splitter.js';
 import type { MessageFilter } from './filter.js';
-import { parsePointedRecord, SPLIT_ENV_ANNOTATION, SPLIT_ENV_LABEL, type WorkloadEnv } from './workload-env.js';
+import { parsePointedRecord, SPLIT_ENV_ANNOTATION, WORKLOAD_API, type WorkloadEnv } from './workload-env.js';
 
 /**
  * Which sessions split a workload's queues, and their brokers: what a restarted operator needs to find their
@@ -51,7 +51,6 @@ const RECONNECT_ATTEMPTS = 10;
 /** A filter nothing matches: the sessions a restarted operator drains back take no new message. */
 const NOTHING: MessageFilter = { spec: {}, matches: () => false };
 
-const WORKLOAD_PLURAL = { Deployment: 'deployments', StatefulSet: 'statefulsets' } as const;
 
 /** One queue a session splits, as `remocal session list` shows it (its counts are live). */
 export interface SplitQueueView {
@@ -209,20 +208,12 @@ export class SplitSessions {
    */
   async recover(): Promise<string[]> {
     const recovered: string[] = [];
-    for (const kind of SPLIT_TARGET_KINDS) {
-      const list = (await this.kube.custom.listClusterCustomObject({ group: 'apps', version: 'v1', plural: WORKLOAD_PLURAL[kind], labelSelector: SPLIT_ENV_LABEL })) as { items?: { metadata?: { name?: string; namespace?: string; annotations?: Record<string, string> } }[] };
-      for (const item of list.items ?? []) {
-        const { name, namespace, annotations } = item.metadata ?? {};
-        if (name === undefined || namespace === undefined) continue;
-        const workload: SplitWorkload = { namespace, kind, name };
-        const pointed = parsePointedRecord(annotations?.[SPLIT_ENV_ANNOTATION]);
-        const sessions = parseSessionsRecord(annotations?.[SPLIT_SESSIONS_ANNOTATION]);
-        // Pointed back first: the deployed app reads its own queue again before anything is drained into it.
-        await this.workloads.restore(workload);
-        if (pointed !== null && sessions !== null) await this.drainLeftovers(workload, pointed.vars, sessions);
-        await this.recordSessions(workload, null, {});
-        recovered.push(workloadKey(workload));
-      }
+    // Pointed back first (reconcile): the deployed app reads its own queue again before anything is drained into it.
+    for (const { workload, record, annotations } of await this.workloads.reconcile()) {
+      const sessions = parseSessionsRecord(annotations[SPLIT_SESSIONS_ANNOTATION]);
+      if (record !== null && sessions !== null) await this.drainLeftovers(workload, record.vars, sessions);
+      await this.recordSessions(workload, null, {});
+      recovered.push(workloadKey(workload));
     }
     return recovered;
   }
@@ -233,17 +224,25 @@ export class SplitSessions {
     for (const queue of config.queues) {
       const original = vars.find((each) => each.queueId === queue.queueId)?.original?.value;
       if (original === undefined) continue;
-      const driver = await this.connect(queue.queueType, queue.brokerUrl);
-      try {
-        // A splitter that never consumes: stopping it drains each temporary queue back and deletes it.
-        const splitter = new QueueSplitter({ driver, queue: original });
-        for (const id of record.sessions) await splitter.addSession(id, NOTHING);
-        await splitter.stop();
-        const drained = splitter.status().destinations.reduce((sum, each) => sum + each.drainedBack, 0);
-        this.log.info({ workload: workloadKey(workload), queueId: queue.queueId, queue: original, sessions: record.sessions, drained }, 'drained back what a previous run\'s split left');
-      } finally {
-        await driver.close();
-      }
+      const drained = await this.drainBack(queue.queueType, queue.brokerUrl, original, record.sessions, true);
+      this.log.info({ workload: workloadKey(workload), queueId: queue.queueId, queue: original, sessions: record.sessions, drained }, 'drained back what a previous run\'s split left');
+    }
+  }
+
+  /**
+   * Over a new broker link, drains the temporary queues of `sessions` (and the deployed app's, at the `end`) back to
+   * `original` and deletes them, with a splitter that never consumes; says how many messages went back.
+   */
+  private async drainBack(queueType: QueueType, url: string, original: string, sessions: readonly string[], end: boolean): Promise<number> {
+    const driver = await this.connect(queueType, url);
+    try {
+      const splitter = new QueueSplitter({ driver, queue: original });
+      for (const id of sessions) await splitter.addSession(id, NOTHING);
+      if (end) await splitter.stop();
+      else for (const id of sessions) await splitter.removeSession(id);
+      return splitter.status().destinations.reduce((sum, each) => sum + each.drainedBack, 0);
+    } finally {
+      await driver.close();
     }
   }
 
@@ -251,7 +250,7 @@ export class SplitSessions {
   private async recordSessions(workload: SplitWorkload, sessions: string[] | null, queues: Record<string, QueueType>): Promise<void> {
     const value = sessions === null ? null : JSON.stringify({ sessions, queues } satisfies SessionsRecord);
     await this.kube.custom.patchNamespacedCustomObject(
-      { group: 'apps', version: 'v1', plural: WORKLOAD_PLURAL[workload.kind], namespace: workload.namespace, name: workload.name, body: { metadata: { annotations: { [SPLIT_SESSIONS_ANNOTATION]: value } } } },
+      { ...WORKLOAD_API[workload.kind], namespace: workload.namespace, name: workload.name, body: { metadata: { annotations: { [SPLIT_SESSIONS_ANNOTATION]: value } } } },
       setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch),
     );
   }
@@ -379,24 +378,12 @@ export class SplitSessions {
         group.sessions.delete(session);
         const last = group.sessions.size === 0;
         if (last) this.groups.delete(key);
-        await this.drainOverNewLink(group, last ? [session, ...group.sessions] : [session], last).catch((again: unknown) =>
+        await group.driver.close().catch(() => undefined);
+        await this.drainBack(group.queueType, group.url, group.original, last ? [session, ...group.sessions] : [session], last).catch((again: unknown) =>
           this.log.error({ err: again, workload: workloadKey(workload), queueId, queues: [session, ...(last ? ['deployed'] : [])].map((id) => `${group.original}.remocal.${id}`) }, 'could not drain a split\'s temporary queues back; they keep their messages until the operator\'s next start, or a drain by hand'),
         );
       }
     }
   }
 
-  /** Drains the temporary queues of `sessions` (and the deployed app's, at the end) back, over a new broker link. */
-  private async drainOverNewLink(group: Group, sessions: string[], end: boolean): Promise<void> {
-    await group.driver.close().catch(() => undefined);
-    const driver = await this.connect(group.queueType, group.url);
-    try {
-      const splitter = new QueueSplitter({ driver, queue: group.original });
-      for (const id of sessions) await splitter.addSession(id, NOTHING);
-      if (end) await splitter.stop();
-      else for (const id of sessions) await splitter.removeSession(id);
-    } finally {
-      await driver.close();
-    }
-  }
 }

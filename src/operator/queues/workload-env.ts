@@ -26,7 +26,7 @@ import type { SplitWorkload } from './split-config.js';
 export const SPLIT_ENV_ANNOTATION = 'remocal.dev/split-queues-env';
 export const SPLIT_ENV_LABEL = 'remocal.dev/split-queues';
 
-const WORKLOAD_API: Record<SplitTargetKind, { group: string; version: string; plural: string }> = {
+export const WORKLOAD_API: Record<SplitTargetKind, { group: string; version: string; plural: string }> = {
   Deployment: { group: 'apps', version: 'v1', plural: 'deployments' },
   StatefulSet: { group: 'apps', version: 'v1', plural: 'statefulsets' },
 };
@@ -213,10 +213,11 @@ export class WorkloadEnv {
 
   /**
    * What a previous run left: every workload whose record's session is not live gets its variables back. Says what it
-   * restored, with the temporary queues the deployed app was pointed at (whose messages the splitter drains back).
+   * restored, with the temporary queues the deployed app was pointed at (whose messages the splitter drains back),
+   * and the workload's annotations as they were.
    */
-  async reconcile(): Promise<{ workload: SplitWorkload; record: PointedRecord | null }[]> {
-    const done: { workload: SplitWorkload; record: PointedRecord | null }[] = [];
+  async reconcile(): Promise<{ workload: SplitWorkload; record: PointedRecord | null; annotations: Record<string, string> }[]> {
+    const done: { workload: SplitWorkload; record: PointedRecord | null; annotations: Record<string, string> }[] = [];
     for (const kind of SPLIT_TARGET_KINDS) {
       const api = WORKLOAD_API[kind];
       const list = (await kubeCall(this.kube, { verb: 'list', resource: `${api.plural}.${api.group}`, namespace: '' }, () =>
@@ -227,7 +228,8 @@ export class WorkloadEnv {
         const record = parsePointedRecord(item.metadata?.annotations?.[SPLIT_ENV_ANNOTATION]);
         if (name === undefined || namespace === undefined || (record !== null && this.isLive(record.session))) continue;
         const workload = { namespace, kind, name };
-        done.push({ workload, record: await this.restore(workload) });
+        // The annotations as they were before the restore: what else the split recorded (its sessions) is read there.
+        done.push({ workload, record: await this.restore(workload), annotations: { ...item.metadata?.annotations } });
       }
     }
     return done;
