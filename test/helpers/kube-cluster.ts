@@ -5,7 +5,8 @@
 // the state dir) does not.
 
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { aggregator, type AggregatedAccess } from './aggregator.js';
 import { TestCertificates } from './certificates.js';
 import { loadFixture, type FakeKubeApi, type KubeUser } from './kube-api.js';
@@ -102,4 +103,24 @@ export function fakeOperatorCluster(api: FakeKubeApi, options: OperatorClusterOp
       certificates.remove();
     },
   };
+}
+
+/**
+ * The config of a `remocal operator serve` in Kubernetes mode against the fake API server, with its state in `dir`:
+ * agents that end a second after their last session, and a startup bound a loaded machine meets. Returns its path.
+ */
+export function writeKubeOperatorConfig(dir: string, api: FakeKubeApi): string {
+  const file = join(dir, 'operator.json');
+  writeFileSync(
+    file,
+    JSON.stringify({
+      mode: 'kubernetes',
+      kubernetes: { kubeconfig: api.kubeconfig('admin'), agent: { ttl: 30 } },
+      listen: { host: '127.0.0.1', port: 0 },
+      state_dir: join(dir, 'operator-state'),
+      agents: { grace: 1, startup_timeout: 30 },
+      log_level: 'warn',
+    }),
+  );
+  return file;
 }

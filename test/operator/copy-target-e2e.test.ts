@@ -15,7 +15,7 @@ import type { Pod } from '../../src/fixture/pod.js';
 import { SCALED_DOWN_ANNOTATION, parseHolder } from '../../src/operator/copy-targets.js';
 import { installFakeKubelet, portForwardInto, type FakeKubelet } from '../helpers/fake-kubelet.js';
 import { kubeTokens, startFakeKubeApi, type FakeKubeApi } from '../helpers/kube-api.js';
-import { fakeOperatorCluster, type OperatorCluster } from '../helpers/kube-cluster.js';
+import { fakeOperatorCluster, writeKubeOperatorConfig, type OperatorCluster } from '../helpers/kube-cluster.js';
 import { serveCopies, type FakeCopies } from '../helpers/kube-copies.js';
 import { serveJobs } from '../helpers/kube-jobs.js';
 import { servePolicies } from '../helpers/kube-policies.js';
@@ -127,18 +127,7 @@ before(async () => {
   cluster = fakeOperatorCluster(api, {
     reviewAllows: ({ verb, resource, subresource }) => verb === 'get' || (verb === 'create' && resource === 'copytargets') || (verb === 'patch' && subresource === 'scale' && mayScale),
   });
-  configFile = join(app.dir, 'operator.json');
-  writeFileSync(
-    configFile,
-    JSON.stringify({
-      mode: 'kubernetes',
-      kubernetes: { kubeconfig: api.kubeconfig('admin'), agent: { ttl: 30 } },
-      listen: { host: '127.0.0.1', port: 0 },
-      state_dir: join(app.dir, 'operator-state'),
-      agents: { grace: 1, startup_timeout: 30 },
-      log_level: 'warn',
-    }),
-  );
+  configFile = writeKubeOperatorConfig(app.dir, api);
 });
 
 after(async () => {

@@ -16,7 +16,7 @@ import type { Pod } from '../../src/fixture/pod.js';
 import { SPLIT_ENV_ANNOTATION } from '../../src/operator/queues/workload-env.js';
 import { installFakeKubelet, portForwardInto, type FakeKubelet } from '../helpers/fake-kubelet.js';
 import { startFakeKubeApi, type FakeKubeApi } from '../helpers/kube-api.js';
-import { fakeOperatorCluster, type OperatorCluster } from '../helpers/kube-cluster.js';
+import { fakeOperatorCluster, writeKubeOperatorConfig, type OperatorCluster } from '../helpers/kube-cluster.js';
 import { serveJobs } from '../helpers/kube-jobs.js';
 import { servePolicies } from '../helpers/kube-policies.js';
 import { serveWorkloadEnv, type FakeWorkloads } from '../helpers/kube-workload-env.js';
@@ -76,18 +76,7 @@ before(async () => {
   workloads = serveWorkloadEnv(api);
   serveOrdersSplit(api, workloads, broker.url);
   cluster = fakeOperatorCluster(api, { reviewAllows: ({ verb }) => verb === 'get' });
-  const configFile = join(app.dir, 'operator.json');
-  writeFileSync(
-    configFile,
-    JSON.stringify({
-      mode: 'kubernetes',
-      kubernetes: { kubeconfig: api.kubeconfig('admin'), agent: { ttl: 30 } },
-      listen: { host: '127.0.0.1', port: 0 },
-      state_dir: join(app.dir, 'operator-state'),
-      agents: { grace: 1, startup_timeout: 30 },
-      log_level: 'warn',
-    }),
-  );
+  const configFile = writeKubeOperatorConfig(app.dir, api);
   operator = await serveOperator(configFile);
   cluster.aggregateTo(operator);
 });
